@@ -1,0 +1,66 @@
+// SPDX-License-Identifier: MIT
+#include "common/cli.hpp"
+
+#include <iostream>
+
+#include "common/check.hpp"
+
+namespace fivefold {
+
+const CLI::Validator kPositive(
+    [](std::string& s) -> std::string {
+      try {
+        std::size_t used = 0;
+        const long long v = std::stoll(s, &used);
+        if (used == s.size() && v >= 1) return {};
+      } catch (...) {
+      }
+      return "must be a positive integer (got '" + s + "')";
+    },
+    "POSITIVE");
+
+const CLI::Validator kNonNegative(
+    [](std::string& s) -> std::string {
+      try {
+        std::size_t used = 0;
+        const long long v = std::stoll(s, &used);
+        if (used == s.size() && v >= 0) return {};
+      } catch (...) {
+      }
+      return "must be an integer >= 0 (got '" + s + "')";
+    },
+    "NON-NEGATIVE");
+
+Cli::Cli(const std::string& program, const std::string& description) : app_(description, program) {
+  app_.option_defaults()->always_capture_default();
+  app_.get_formatter()->column_width(34);
+}
+
+void Cli::add_common(CommonOptions& o) {
+  app_.add_option("--backend", o.backend, "compute + communication backend")
+      ->check(CLI::IsMember({"cpu", "cuda"}));
+  app_.add_flag("--list-steps", o.list_steps, "list the chapter's steps and exit");
+  app_.add_option("--step", o.step, "run only step K (0 = all steps, in order)")->check(kNonNegative);
+  app_.add_option("--dump", o.dump, "write the NumPy dump (CONTRACT §3) into DIR")->type_name("DIR");
+  app_.add_option("--json", o.json, "write the run summary (CONTRACT §4) to FILE")->type_name("FILE");
+  app_.add_option("--trace", o.trace, "write a Chrome trace (chrome://tracing, Perfetto) to FILE")
+      ->type_name("FILE");
+  app_.add_flag("--quiet", o.quiet, "no narration; the summary table only");
+}
+
+std::optional<int> Cli::parse(int argc, char** argv, bool print) {
+  try {
+    app_.parse(argc, argv);
+  } catch (const CLI::CallForHelp&) {
+    if (print) std::cout << app_.help();
+    return 0;
+  } catch (const CLI::CallForAllHelp&) {
+    if (print) std::cout << app_.help("", CLI::AppFormatMode::All);
+    return 0;
+  } catch (const CLI::ParseError& e) {
+    throw UsageError(std::string(e.what()) + "; run with --help for the options and their defaults");
+  }
+  return std::nullopt;
+}
+
+}  // namespace fivefold

@@ -1,0 +1,130 @@
+// SPDX-License-Identifier: MIT
+// Cross-checks (ours vs a reference tensor) and the `--json` run summary of CONTRACT §4.
+//
+// Errors are accumulated in double whatever the tensors' dtype, so the check itself adds no
+// rounding worth mentioning. A check that cannot be computed (different element counts) fails
+// with infinite errors. Non-finite numbers (NaN, inf) have no JSON spelling: the summary writes
+// them as null, and a reader should treat a null error as "failed".
+#include "common/summary.hpp"
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+
+#include "common/check.hpp"
+
+namespace fivefold {
+
+namespace {
+
+/// Host copy of @p t as doubles (fp32 or int32, any device).
+std::vector<double> as_doubles(const Tensor& t) {
+  std::vector<double> out;
+  if (!t.defined()) return out;
+  out.reserve(static_cast<std::size_t>(t.numel()));
+  if (t.dtype() == DType::f32) {
+    for (float v : t.to_vector()) out.push_back(v);
+  } else {
+    for (std::int32_t v : t.to_ivector()) out.push_back(v);
+  }
+  return out;
+}
+
+/// @p v as JSON, or null when it is NaN or infinite (JSON has no spelling for them).
+nlohmann::json number(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); }
+
+}  // namespace
+
+CheckResult compare(const std::string& name, const Tensor& ours, const Tensor& ref, double tolerance) {
+  CheckResult r;
+  r.name = name;
+  r.tolerance = tolerance;
+  if (ours.numel() != ref.numel()) {
+    r.max_abs_err = r.max_rel_err = std::numeric_limits<double>::infinity();
+    r.passed = false;
+    return r;
+  }
+  const std::vector<double> a = as_doubles(ours);
+  const std::vector<double> b = as_doubles(ref);
+  double diff2 = 0, ref2 = 0, ours2 = 0, max_abs = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    const double d = a[i] - b[i];
+    diff2 += d * d;
+    ref2 += b[i] * b[i];
+    ours2 += a[i] * a[i];
+    const double ad = std::fabs(d);
+    // NaN compares false with everything: make it stick instead of being skipped.
+    if (ad > max_abs || std::isnan(ad)) max_abs = std::isnan(max_abs) ? max_abs : ad;
+  }
+  r.max_abs_err = max_abs;
+  // When the reference is all zeros, the "relative" error is the size of ours (0 iff exact).
+  r.max_rel_err = ref2 > 0 ? std::sqrt(diff2) / std::sqrt(ref2) : std::sqrt(ours2);
+  r.passed = r.max_rel_err <= tolerance;  // false for NaN
+  return r;
+}
+
+void merge(CheckResult& acc, const CheckResult& other) {
+  auto worst = [](double x, double y) { return std::isnan(x) || std::isnan(y) ? std::nan("") : std::max(x, y); };
+  acc.max_abs_err = worst(acc.max_abs_err, other.max_abs_err);
+  acc.max_rel_err = worst(acc.max_rel_err, other.max_rel_err);
+  acc.passed = acc.passed && other.passed;
+}
+
+bool Summary::all_passed() const {
+  for (const auto& c : checks) {
+    if (!c.passed) return false;
+  }
+  for (const auto& e : comm) {
+    if (!e.matches()) return false;
+  }
+  return true;
+}
+
+nlohmann::json Summary::to_json() const {
+  using nlohmann::json;
+  json j = json::object();
+  j["chapter"] = chapter;
+  j["backend"] = backend;
+  j["world_size"] = world_size;
+  j["config"] = config;
+  j["loss"] = json::array();
+  for (double l : loss) j["loss"].push_back(number(l));
+  j["checks"] = json::array();
+  for (const auto& c : checks) {
+    j["checks"].push_back({{"name", c.name},
+                           {"max_abs_err", number(c.max_abs_err)},
+                           {"max_rel_err", number(c.max_rel_err)},
+                           {"tolerance", number(c.tolerance)},
+                           {"passed", c.passed}});
+  }
+  j["comm"] = json::array();
+  for (const auto& e : comm) {
+    j["comm"].push_back({{"group", e.group},
+                         {"op", e.op},
+                         {"calls", e.calls},
+                         {"payload_bytes", e.payload_bytes},
+                         {"predicted_calls", e.predicted_calls},
+                         {"predicted_payload_bytes", e.predicted_payload_bytes}});
+  }
+  j["memory"] = {{"param_bytes_per_rank", param_bytes_per_rank}, {"peak_bytes_per_rank", peak_bytes_per_rank}};
+  j["time_s"] = number(time_s);
+  return j;
+}
+
+void Summary::write(const std::string& path) const {
+  const std::filesystem::path p(path);
+  if (p.has_parent_path()) {
+    std::error_code ec;
+    std::filesystem::create_directories(p.parent_path(), ec);
+    FIVEFOLD_CHECK(!ec, "cannot create directory ", p.parent_path().string(), " for the summary ", path, ": ",
+                   ec.message());
+  }
+  std::ofstream out(path, std::ios::trunc);
+  FIVEFOLD_CHECK(out.good(), "cannot open ", path, " for writing the summary; check the path given to --json");
+  out << to_json().dump(2) << '\n';
+  out.flush();
+  FIVEFOLD_CHECK(out.good(), "writing the summary to ", path, " failed (disk full?)");
+}
+
+}  // namespace fivefold
