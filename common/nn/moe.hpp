@@ -1,0 +1,88 @@
+// SPDX-License-Identifier: MIT
+/// @file moe.hpp
+/// @brief The MoE layer of CONTRACT §1: router softmax, top-k (ties -> lower expert index),
+/// renormalised gates, per-sequence capacity, SwiGLU experts, and the Switch aux loss.
+///
+/// Routing (top-k, capacity, aux loss and the router's backward) runs on the host from the
+/// downloaded router probabilities: they are only N*E numbers. The expert compute (gather,
+/// SwiGLU, weighted scatter-add) runs on the device through Ops.
+///
+/// Aux loss: per sequence s of T tokens (N = T, the same grouping as the capacity),
+/// aux_s = aux_coef * E * sum_e f_e * P_e with f_e = (assignments of s to e, before the
+/// capacity drop) / (T*k) and P_e = mean over the T tokens of p_e; the layer's aux loss is
+/// the mean of aux_s over the B sequences (like the cross-entropy, a mean over the batch).
+/// Its gradient flows through P_e only (f_e counts are constants).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "backends/ops.hpp"
+#include "common/nn/layers.hpp"
+#include "common/nn/params.hpp"
+
+namespace fivefold::nn {
+
+/// The routing decisions of one MoE forward (host memory). Assignment j of token i (j < k) is
+/// slot i*k + j.
+struct Routing {
+  std::int64_t tokens = 0;     ///< N = B*T
+  int experts = 0;             ///< E
+  int topk = 0;                ///< k
+  std::vector<float> probs;    ///< [N, E] router softmax
+  std::vector<std::int32_t> choice;  ///< [N, k] picked experts, by decreasing probability
+  std::vector<float> gate;     ///< [N, k] picked probabilities renormalised to sum 1
+  std::vector<std::uint8_t> kept;    ///< [N, k] 1 when within the expert's capacity
+  /// Per expert: the tokens it processes (kept assignments), in increasing token index.
+  std::vector<std::vector<std::int32_t>> expert_tokens;
+  /// Per expert: the slot i*k + j of each of its tokens (where its gate lives).
+  std::vector<std::vector<std::int32_t>> expert_slots;
+  double aux_loss = 0.0;       ///< aux_coef * mean over sequences of E * sum_e f_e P_e
+  std::vector<double> aux_dprobs;  ///< [N, E] d aux_loss / d probs
+  std::int64_t dropped = 0;    ///< assignments over capacity
+};
+
+/// Per-sequence capacity ceil(cf * k * T / E) (no limit, returned as T*k, when cf is 0).
+std::int64_t expert_capacity(double capacity_factor, int topk, std::int64_t seq_len, int experts);
+
+/// Routes N = B * @p seq_len tokens from their router probabilities @p probs [N, E].
+Routing route_tokens(const std::vector<float>& probs, std::int64_t seq_len, int experts, int topk,
+                     double capacity_factor, double aux_coef);
+
+/// Backward of the routing: from d loss / d gate [N, k] (zero for dropped slots) and the aux
+/// gradient, d loss / d router logits [N, E] (renormalisation then softmax backward).
+std::vector<float> router_logits_grad(const Routing& r, const std::vector<float>& dgate);
+
+/// The MoE MLP: y = sum over kept picked experts e of gate_e * expert_e(x).
+class MoeLayer {
+ public:
+  /// @p router is "<prefix>.router.weight" [E, C]; @p experts holds the E experts' weights.
+  MoeLayer(Ops& ops, Param& router, std::vector<SwiGluWeights> experts, int topk, double capacity_factor,
+           double aux_coef);
+  /// MoeLayer over the registry entries under @p prefix (e.g. "layers.1.moe").
+  MoeLayer(Ops& ops, ParamRegistry& reg, const std::string& prefix, int experts, int topk,
+           double capacity_factor, double aux_coef);
+  /// x [B, T, C] -> y [B, T, C]; routing per sequence of T tokens.
+  const Tensor& forward(const Tensor& x);
+  /// The aux loss of the last forward (add it to the step's loss).
+  double aux_loss() const { return routing_.aux_loss; }
+  /// The routing of the last forward.
+  const Routing& routing() const { return routing_; }
+  /// dy [B, T, C] -> dx, including the aux loss gradient; router and expert grads accumulate.
+  const Tensor& backward(const Tensor& dy);
+  /// Overrides the capacity factor (generation uses 0: dropless, see Model::generate).
+  void set_capacity_factor(double cf) { capacity_factor_ = cf; }
+
+ private:
+  Ops* ops_;
+  Tensor w_router_, dw_router_;
+  std::vector<SwiGluMlp> experts_;
+  int topk_;
+  double capacity_factor_, aux_coef_;
+  Routing routing_;
+  Tensor x_, logits_, probs_, y_, dx_, dlogits_;
+  std::vector<Tensor> idx_, gates_, xe_, ye_;  // per expert
+  Tensor gathered_, dye_, dgate_;
+};
+
+}  // namespace fivefold::nn
