@@ -85,6 +85,8 @@ class Ops {
   /// angle = pos[t] * inv_freq[i], and for i < hd/2 the pair (x1, x2) = (x[i], x[i + hd/2])
   /// becomes (x1 cos - x2 sin, x2 cos + x1 sin). @p inverse rotates by -angle, which is the
   /// backward (the transpose of a rotation): rope(dx, pos, theta, true) turns dy into dx.
+  /// The angle and its cos/sin are computed in double and rounded once to float (as a table
+  /// per (t, i)), so backends agree to the last bit or two at large positions.
   virtual void rope(Tensor& x, const Tensor& pos, float theta, bool inverse) = 0;
 
   /// Causal attention with positions (GQA). q [B, T, H, hd]; k, v [B, S, Hkv, hd], H % Hkv == 0;
@@ -130,6 +132,7 @@ class Ops {
   /// One AdamW step on a parameter, torch.optim.AdamW semantics; @p step counts from 1:
   /// p -= lr*weight_decay*p; m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
   /// p -= (lr / (1 - b1^step)) * m / (sqrt(v) / sqrt(1 - b2^step) + eps).
+  /// (the bias corrections 1 - b^step are computed in double, as Python does in torch).
   /// p, m, v are updated in place; g is read. All four have the same size.
   virtual void adamw_step(Tensor& p, const Tensor& g, Tensor& m, Tensor& v, float lr, float beta1, float beta2,
                           float eps, float weight_decay, int step) = 0;
