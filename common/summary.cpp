@@ -7,6 +7,7 @@
 // them as null, and a reader should treat a null error as "failed".
 #include "common/summary.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -48,16 +49,16 @@ CheckResult compare(const std::string& name, const Tensor& ours, const Tensor& r
   const std::vector<double> a = as_doubles(ours);
   const std::vector<double> b = as_doubles(ref);
   double diff2 = 0, ref2 = 0, ours2 = 0, max_abs = 0;
+  bool any_nan = false;
   for (std::size_t i = 0; i < a.size(); ++i) {
     const double d = a[i] - b[i];
     diff2 += d * d;
     ref2 += b[i] * b[i];
     ours2 += a[i] * a[i];
-    const double ad = std::fabs(d);
-    // NaN compares false with everything: make it stick instead of being skipped.
-    if (ad > max_abs || std::isnan(ad)) max_abs = std::isnan(max_abs) ? max_abs : ad;
+    if (std::isnan(d)) any_nan = true;  // NaN compares false with everything: remember it
+    max_abs = std::max(max_abs, std::fabs(d));
   }
-  r.max_abs_err = max_abs;
+  r.max_abs_err = any_nan ? std::nan("") : max_abs;
   // When the reference is all zeros, the "relative" error is the size of ours (0 iff exact).
   r.max_rel_err = ref2 > 0 ? std::sqrt(diff2) / std::sqrt(ref2) : std::sqrt(ours2);
   r.passed = r.max_rel_err <= tolerance;  // false for NaN
