@@ -7,6 +7,8 @@
 /// world size — which is what lets every parallel layout start from identical weights.
 /// The generator is Philox-4x32-10 (Salmon et al., SC'11) keyed by the seed and a 64-bit
 /// FNV-1a hash of the name; normals use Box-Muller on two uniforms of the same counter.
+/// Precisely: Philox key = the seed, counter = (index low, index high, hash low, hash high);
+/// uniform = (word 0 >> 8) * 2^-24, normal = Box-Muller on words 0 and 1 of that block.
 #pragma once
 
 #include <array>

@@ -55,7 +55,8 @@ struct Summary {
 
   /// True when every check passed and every comm entry matches its prediction.
   bool all_passed() const;
-  /// The JSON object of CONTRACT §4.
+  /// The JSON object of CONTRACT §4. NaN or infinite numbers (e.g. the errors of a check whose
+  /// shapes differ) are written as null, which readers must treat as a failed check.
   nlohmann::json to_json() const;
   /// Writes to_json() to @p path (pretty-printed). Throws Error naming the path on failure.
   void write(const std::string& path) const;

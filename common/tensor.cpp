@@ -152,6 +152,7 @@ void Tensor::zero() {
 std::vector<float> Tensor::to_vector() const {
   FIVEFOLD_CHECK(dtype_ == DType::f32, "to_vector on ", str(), "; use to_ivector");
   std::vector<float> v(static_cast<std::size_t>(numel()));
+  if (!defined()) return v;  // an undefined tensor holds no elements
   Tensor h = Tensor::from_vector(v, shape_);
   h.copy_from(*this);
   std::memcpy(v.data(), h.raw(), nbytes());
@@ -161,6 +162,7 @@ std::vector<float> Tensor::to_vector() const {
 std::vector<std::int32_t> Tensor::to_ivector() const {
   FIVEFOLD_CHECK(dtype_ == DType::i32, "to_ivector on ", str(), "; use to_vector");
   std::vector<std::int32_t> v(static_cast<std::size_t>(numel()));
+  if (!defined()) return v;  // an undefined tensor holds no elements
   Tensor h = Tensor::from_vector(v, shape_);
   h.copy_from(*this);
   std::memcpy(v.data(), h.raw(), nbytes());
