@@ -81,8 +81,9 @@ class MoeLayer {
   double capacity_factor_, aux_coef_;
   Routing routing_;
   Tensor x_, logits_, probs_, y_, dx_, dlogits_;
-  std::vector<Tensor> idx_, gates_, xe_, ye_;  // per expert
-  Tensor gathered_, dye_, dgate_;
+  // Every expert's assignments concatenated: expert e owns rows [offsets_[e], offsets_[e+1]).
+  std::vector<std::int64_t> offsets_;
+  Tensor idx_, gates_, xe_, ye_, dye_, dxe_, dgate_;
 };
 
 }  // namespace fivefold::nn
