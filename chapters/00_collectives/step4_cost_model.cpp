@@ -86,6 +86,7 @@ void step4_cost_model(Context& ctx, const Options& o) {
                    ") vs the exact per-rank formula:");
   Table t{"Bytes sent per rank by the hand-written collectives (rank 0; every rank is checked)",
           {"collective", "calls", "counted bytes", "exact formula", "textbook", "textbook factor"}, {}};
+  std::string per_rank;
   for (const std::string op : kOps) {
     // TUTORIAL: a communicator of our own, so its counters hold exactly this collective's calls.
     std::unique_ptr<Communicator> comm = ctx.world.split(0, r, "hand_" + op);
@@ -98,8 +99,12 @@ void step4_cost_model(Context& ctx, const Options& o) {
     const double book = textbook_bytes(op, S, n);
     t.add({op, std::to_string(e.calls), std::to_string(e.payload_bytes), std::to_string(want.bytes), fmt("%.1f", book),
            op == "all_reduce" ? "2(n-1)/n" : "(n-1)/n"});
+    per_rank += (per_rank.empty() ? "" : ", ") + op + " " + std::to_string(e.payload_bytes) +
+                (e.matches() ? " B" : " B (formula: " + std::to_string(want.bytes) + ")");
   }
   ctx.narrator.table(t);
+  ctx.narrator.say("Every rank's counted bytes (each compared with its own exact formula):");
+  ctx.say_ranks(per_rank);
   ctx.narrator.say("Exact: all-reduce 2S - chunk(r) - chunk(r+1); all-gather S - chunk(r+1); reduce-scatter and\n"
                    "all-to-all S - chunk(r) (bytes of the chunks a rank never sends). Equal to the textbook value\n"
                    "when n divides count; otherwise they differ by less than one element per phase.");
@@ -113,7 +118,9 @@ void step4_cost_model(Context& ctx, const Options& o) {
   // Timing: sizes count/64, count/8, count rounded down to a multiple of n (the library's
   // all_gather / reduce_scatter / all_to_all need equal blocks).
   Table tt{"Time per call (max over ranks), algbw = S/t, busbw = algbw*factor (GB/s = 1e9 B/s)",
-           {"collective", "size", "hand us", "library us", "hand busbw", "library busbw", "hand/library"}, {}};
+           {"collective", "size", "hand us", "library us", "hand algbw", "hand busbw", "library algbw",
+            "library busbw", "hand/library"},
+           {}};
   std::int64_t last = -1;
   std::unique_ptr<Communicator> comm = ctx.world.split(0, r, "timing");
   for (std::int64_t div : {64, 8, 1}) {
@@ -125,8 +132,10 @@ void step4_cost_model(Context& ctx, const Options& o) {
       const double th = time_it(ctx, o.iters, [&] { run_hand(op, *comm, ctx.ops, buf, out, scratch); });
       const double tl = time_it(ctx, o.iters, [&] { run_library(op, *comm, buf, out); });
       const double bytes = 4.0 * count, f = busbw_factor(op, n);
-      tt.add({op, human_bytes(bytes), fmt("%.1f", th * 1e6), fmt("%.1f", tl * 1e6), fmt("%.2f", bytes / th * f / 1e9),
-              fmt("%.2f", bytes / tl * f / 1e9), fmt("%.2f", tl / th)});
+      // TUTORIAL: algbw = S/t; busbw = algbw * factor (nccl-tests), comparable with a link's speed.
+      tt.add({op, human_bytes(bytes), fmt("%.1f", th * 1e6), fmt("%.1f", tl * 1e6), fmt("%.2f", bytes / th / 1e9),
+              fmt("%.2f", bytes / th * f / 1e9), fmt("%.2f", bytes / tl / 1e9), fmt("%.2f", bytes / tl * f / 1e9),
+              fmt("%.2f", tl / th)});
     }
   }
   if (tt.rows.empty()) {
@@ -134,7 +143,7 @@ void step4_cost_model(Context& ctx, const Options& o) {
   } else {
     ctx.narrator.table(tt);
     ctx.narrator.say("busbw is comparable across collectives and world sizes: it is the bandwidth each link would\n"
-                     "need to move the textbook bytes in time t. hand/library > 1 means the hand-written ring won.\n"
+                     "need to move the textbook bytes in time t. hand/library = t_library / t_hand (> 1: hand faster).\n"
                      "Timings vary run to run (other processes, oversubscribed cores); counted bytes do not.");
   }
 }

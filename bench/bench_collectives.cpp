@@ -1,0 +1,166 @@
+// SPDX-License-Identifier: MIT
+// bench_collectives: the hand-written collectives of chapter 00 (ring all-reduce, ring
+// all-gather, ring reduce-scatter, pairwise all-to-all) vs the backend's library collectives,
+// from 4 KiB to 64 MiB (x4 steps), reported as algbw and busbw the way nccl-tests defines them:
+//   algbw = S / t,  busbw = algbw * 2(n-1)/n (all_reduce) or * (n-1)/n (the others),
+// S = the full buffer (all_reduce, reduce_scatter input, all_gather output, all_to_all buffer),
+// t = the time of one call, taken as the max over ranks (the collective ends when the slowest
+// rank ends). Every rank runs every benchmark with the same fixed iteration count (ranks must
+// agree, so no adaptive iteration counts); only rank 0 reports.
+//
+// Run:  mpirun -np 2 build/cpu/bin/bench_collectives
+//       mpirun -np 2 build/cpu/bin/bench_collectives --benchmark_filter='all_reduce/.*/(1048576|16777216)/'
+//       mpirun -np 2 build/cuda/bin/bench_collectives --backend=cuda   (or FIVEFOLD_BACKEND=cuda)
+// S is rounded down to a multiple of 4n bytes so every rank has an equal block.
+#include <benchmark/benchmark.h>
+#include <mpi.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "backends/backend.hpp"
+#include "chapters/00_collectives/cost_model.hpp"
+#include "chapters/00_collectives/ring.hpp"
+#include "common/check.hpp"
+
+namespace {
+
+using namespace fivefold;
+
+Backend* g_backend = nullptr;
+
+/// Iterations for a buffer of @p bytes: about 256 MiB moved per benchmark, between 5 and 500.
+std::int64_t iterations_for(std::int64_t bytes) {
+  const std::int64_t k = (std::int64_t{256} << 20) / bytes;
+  return k < 5 ? 5 : (k > 500 ? 500 : k);
+}
+
+/// One call of @p op, hand-written (@p hand) or the library's, on buffers of count elements.
+void run_once(const std::string& op, bool hand, Communicator& comm, Ops& ops, Tensor& buf, Tensor& out,
+              Tensor& scratch) {
+  const std::int64_t block = buf.numel() / comm.size();
+  if (op == "all_reduce") {
+    if (hand) ring_all_reduce(comm, ops, buf, ReduceOp::sum, &scratch);
+    else comm.all_reduce(buf);
+  } else if (op == "all_gather") {
+    if (hand) ring_all_gather(comm, buf);
+    else comm.all_gather(buf.flat(comm.rank() * block, block), out);
+  } else if (op == "reduce_scatter") {
+    Tensor part = out.flat(0, block);
+    if (hand) ring_reduce_scatter(comm, ops, buf, ReduceOp::sum, &scratch);
+    else comm.reduce_scatter(buf, part);
+  } else {
+    if (hand) pairwise_all_to_all(comm, buf, out);
+    else comm.all_to_all(buf, out);
+  }
+}
+
+void bm_collective(benchmark::State& state, std::string op, bool hand) {
+  Communicator& comm = *g_backend->world;
+  Ops& ops = *g_backend->ops;
+  const int n = comm.size();
+  const std::int64_t count = state.range(0) / 4 / n * n;  // fp32 elements, a multiple of n
+  Tensor buf = ops.zeros({count}), out = ops.zeros({count});
+  Tensor scratch = ring_scratch(ops, count, n);
+  run_once(op, hand, comm, ops, buf, out, scratch);  // warm-up (connections, page faults)
+  ops.synchronize();
+  double total = 0;
+  for (auto _ : state) {
+    MPI_Barrier(MPI_COMM_WORLD);  // start together; uncounted (not through the Communicator)
+    const double t0 = MPI_Wtime();
+    run_once(op, hand, comm, ops, buf, out, scratch);
+    ops.synchronize();
+    double t = MPI_Wtime() - t0;
+    MPI_Allreduce(MPI_IN_PLACE, &t, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);  // the slowest rank
+    state.SetIterationTime(t);
+    total += t;
+  }
+  const double s_bytes = 4.0 * static_cast<double>(count);
+  const double algbw = total > 0 ? s_bytes * static_cast<double>(state.iterations()) / total : 0.0;
+  using benchmark::Counter;
+  state.counters["S"] = Counter(s_bytes, Counter::kDefaults, Counter::OneK::kIs1024);
+  state.counters["algbw"] = Counter(algbw, Counter::kDefaults, Counter::OneK::kIs1000);
+  state.counters["busbw"] = Counter(algbw * busbw_factor(op, n), Counter::kDefaults, Counter::OneK::kIs1000);
+}
+
+/// Reports nothing (ranks other than 0).
+class NullReporter : public benchmark::BenchmarkReporter {
+ public:
+  bool ReportContext(const Context&) override { return true; }
+  void ReportRuns(const std::vector<Run>&) override {}
+};
+
+/// Removes "--backend X" / "--backend=X" from argv and returns X (default: $FIVEFOLD_BACKEND or cpu).
+std::string take_backend(int& argc, char** argv) {
+  const char* env = std::getenv("FIVEFOLD_BACKEND");
+  std::string name = env && *env ? env : "cpu";
+  int w = 1;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--backend") == 0 && i + 1 < argc) {
+      name = argv[++i];
+    } else if (std::strncmp(argv[i], "--backend=", 10) == 0) {
+      name = argv[i] + 10;
+    } else {
+      argv[w++] = argv[i];
+    }
+  }
+  argc = w;
+  return name;
+}
+
+/// On ranks other than 0, drops --benchmark_out* so that only rank 0 writes the file.
+void drop_output_flags(int& argc, char** argv) {
+  int w = 1;
+  for (int i = 1; i < argc; ++i)
+    if (std::strncmp(argv[i], "--benchmark_out", 15) != 0) argv[w++] = argv[i];
+  argc = w;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int provided = 0;
+  MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
+  int rank = 0;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  const std::string backend_name = take_backend(argc, argv);
+  int status = 0;
+  try {
+    Backend backend = make_backend(backend_name);
+    g_backend = &backend;
+    // One registration per (op, size, impl): the iteration count is fixed per size, the same on
+    // every rank (Google Benchmark's adaptive count could differ between ranks and deadlock).
+    for (const char* op : {"all_reduce", "all_gather", "reduce_scatter", "all_to_all"}) {
+      for (std::int64_t bytes = 4096; bytes <= (std::int64_t{64} << 20); bytes *= 4) {
+        for (const bool hand : {true, false}) {
+          const std::string name = std::string(op) + (hand ? "/hand" : "/library");
+          benchmark::RegisterBenchmark(name.c_str(), bm_collective, std::string(op), hand)
+              ->Arg(bytes)
+              ->Iterations(iterations_for(bytes))
+              ->UseManualTime()
+              ->Unit(benchmark::kMicrosecond);
+        }
+      }
+    }
+    if (rank != 0) drop_output_flags(argc, argv);
+    benchmark::Initialize(&argc, argv);
+    if (rank == 0) {
+      std::printf("bench_collectives: %s, %d rank(s); time = max over ranks per call; busbw as in nccl-tests\n",
+                  backend.description.c_str(), backend.world->size());
+      benchmark::RunSpecifiedBenchmarks();
+    } else {
+      NullReporter quiet;
+      benchmark::RunSpecifiedBenchmarks(&quiet);
+    }
+    benchmark::Shutdown();
+    g_backend = nullptr;
+  } catch (const UsageError& e) {
+    if (rank == 0) std::fprintf(stderr, "error: %s\n", e.what());
+    status = 2;
+  }
+  MPI_Finalize();
+  return status;
+}
