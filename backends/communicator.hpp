@@ -18,6 +18,12 @@
 /// | send / recv    | the buffer sent / received            |
 /// | sendrecv       | the buffer sent                       |
 /// | barrier        | 0                                     |
+/// | isend / irecv  | the buffer sent / received, counted under "isend" / "irecv" |
+/// | iall_reduce    | buf (S), counted under "iall_reduce" (not "all_reduce") |
+/// | split          | not counted (the new group counts its own calls under its name) |
+///
+/// Calls are counted when they are made (a non-blocking call when it is posted, not when it
+/// completes); all_to_allv counts the elements named by send_counts, not in.numel().
 #pragma once
 
 #include <cstdint>

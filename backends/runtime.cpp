@@ -3,6 +3,7 @@
 
 #include <mpi.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <iostream>
@@ -54,9 +55,23 @@ int run_mpi_main(int argc, char** argv, const std::function<int(int, char**)>& b
   }
 }
 
+namespace {
+// Turns counting off for its lifetime and restores the previous state, also when a call throws.
+class UncountedScope {
+ public:
+  explicit UncountedScope(Communicator& comm) : comm_(comm), was_(comm.counting()) { comm_.set_counting(false); }
+  ~UncountedScope() { comm_.set_counting(was_); }
+  UncountedScope(const UncountedScope&) = delete;
+  UncountedScope& operator=(const UncountedScope&) = delete;
+
+ private:
+  Communicator& comm_;
+  bool was_;
+};
+}  // namespace
+
 std::vector<std::string> all_gather_strings(Communicator& comm, const std::string& s) {
-  const bool was = comm.counting();
-  comm.set_counting(false);
+  UncountedScope uncounted(comm);
   const int n = comm.size();
   Tensor len = Tensor::from_vector(std::vector<std::int32_t>{static_cast<std::int32_t>(s.size())}, {1});
   Tensor lens = Tensor::empty({n}, DType::i32);
@@ -73,16 +88,13 @@ std::vector<std::string> all_gather_strings(Communicator& comm, const std::strin
     const char* p = static_cast<const char*>(all.raw()) + static_cast<std::size_t>(i * words) * 4;
     out[i].assign(p, lens.at<std::int32_t>(i));
   }
-  comm.set_counting(was);
   return out;
 }
 
 bool all_ranks_true(Communicator& comm, bool ok) {
-  const bool was = comm.counting();
-  comm.set_counting(false);
+  UncountedScope uncounted(comm);
   Tensor flag = Tensor::from_vector(std::vector<float>{ok ? 0.0f : 1.0f}, {1});
   comm.all_reduce(flag, ReduceOp::max);
-  comm.set_counting(was);
   return flag.at<float>(0) == 0.0f;
 }
 

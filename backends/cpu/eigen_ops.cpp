@@ -33,10 +33,22 @@ void same_numel(const Tensor& a, const Tensor& b, const char* op) {
   FIVEFOLD_CHECK(a.numel() == b.numel(), op, ": ", a.str(), " and ", b.str(), " differ in size");
 }
 
-// The 2-D matrix view of a tensor: all leading dimensions flattened into rows.
+// The 2-D matrix view of a tensor: all leading dimensions flattened into rows. The rows are the
+// product of the leading dimensions (not numel / cols, which is undefined when cols == 0:
+// A [3, 0] is a 3 x 0 matrix whose product with B [0, N] is a 3 x N zero matrix).
 std::pair<std::int64_t, std::int64_t> as_matrix(const Tensor& t) {
-  const std::int64_t cols = t.ndim() == 0 ? 1 : t.dim(-1);
-  return {cols == 0 ? 0 : t.numel() / cols, cols};
+  if (t.ndim() == 0) return {1, 1};
+  std::int64_t rows = 1;
+  for (int i = 0; i + 1 < t.ndim(); ++i) rows *= t.shape()[i];
+  return {rows, t.dim(-1)};
+}
+
+// True when the memory of @p a and @p b overlaps (GEMM must not write into its inputs).
+bool overlaps(const Tensor& a, const Tensor& b) {
+  if (a.nbytes() == 0 || b.nbytes() == 0) return false;
+  const char* pa = static_cast<const char*>(a.raw());
+  const char* pb = static_cast<const char*>(b.raw());
+  return pa < pb + b.nbytes() && pb < pa + a.nbytes();
 }
 
 }  // namespace
@@ -73,6 +85,8 @@ void EigenOps::matmul(Tensor& c, const Tensor& a, const Tensor& b, bool ta, bool
   const std::int64_t k2 = tb ? bc : br, n = tb ? br : bc;
   FIVEFOLD_CHECK(k == k2 && cr == m && cc == n, "matmul: op(A) ", a.str(), (ta ? "^T" : ""), " x op(B) ", b.str(),
                  (tb ? "^T" : ""), " does not give C ", c.str());
+  FIVEFOLD_CHECK(!overlaps(c, a) && !overlaps(c, b), "matmul: C ", c.str(),
+                 " must not share memory with A or B; write into a separate tensor");
   CMat A(a.data<float>(), ar, ac);
   CMat B(b.data<float>(), br, bc);
   Mat C(c.data<float>(), cr, cc);

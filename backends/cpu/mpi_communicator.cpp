@@ -24,6 +24,15 @@ int count_int(std::int64_t n, const char* op) {
   return static_cast<int>(n);
 }
 
+void check_peer(int peer, int size, const char* op) {
+  FIVEFOLD_CHECK(peer >= 0 && peer < size, op, ": peer ", peer, " outside 0..", size - 1,
+                 "; pass a rank of this group (group ranks, not world ranks)");
+}
+
+void check_reducible(const Tensor& t, ReduceOp op, const char* name) {
+  FIVEFOLD_CHECK(t.dtype() == DType::f32 || op == ReduceOp::max, name, "(sum) needs f32, got ", t.str());
+}
+
 void mpi_ok(int rc, const char* call) {
   if (rc == MPI_SUCCESS) return;
   char text[MPI_MAX_ERROR_STRING];
@@ -71,7 +80,7 @@ std::unique_ptr<MpiCommunicator> MpiCommunicator::world() {
 
 void MpiCommunicator::all_reduce(Tensor& buf, ReduceOp op) {
   check_host(buf, "all_reduce");
-  FIVEFOLD_CHECK(buf.dtype() == DType::f32 || op == ReduceOp::max, "all_reduce(sum) needs f32, got ", buf.str());
+  check_reducible(buf, op, "all_reduce");
   TraceSpan span("all_reduce", "comm");
   count("all_reduce", buf.nbytes());
   mpi_ok(MPI_Allreduce(MPI_IN_PLACE, buf.raw(), count_int(buf.numel(), "all_reduce"), mpi_type(buf.dtype()),
@@ -95,6 +104,7 @@ void MpiCommunicator::reduce_scatter(const Tensor& in, Tensor& out, ReduceOp op)
   check_host(out, "reduce_scatter");
   FIVEFOLD_CHECK(in.numel() == out.numel() * size_ && in.dtype() == out.dtype(), "reduce_scatter: in ", in.str(),
                  " must hold ", size_, " x out ", out.str());
+  check_reducible(in, op, "reduce_scatter");
   TraceSpan span("reduce_scatter", "comm");
   count("reduce_scatter", in.nbytes());
   mpi_ok(MPI_Reduce_scatter_block(in.raw(), out.raw(), count_int(out.numel(), "reduce_scatter"),
@@ -120,10 +130,15 @@ void MpiCommunicator::all_to_allv(const Tensor& in, const std::vector<std::int64
   check_host(in, "all_to_allv");
   check_host(out, "all_to_allv");
   FIVEFOLD_CHECK(static_cast<int>(send_counts.size()) == size_ && static_cast<int>(recv_counts.size()) == size_,
-                 "all_to_allv: need ", size_, " send and recv counts");
+                 "all_to_allv: need ", size_, " send and recv counts, got ", send_counts.size(), " and ",
+                 recv_counts.size());
+  FIVEFOLD_CHECK(in.dtype() == out.dtype(), "all_to_allv: in ", in.str(), " and out ", out.str(),
+                 " must have the same dtype");
   std::vector<int> sc(size_), sd(size_), rc(size_), rd(size_);
   std::int64_t s_total = 0, r_total = 0;
   for (int i = 0; i < size_; ++i) {
+    FIVEFOLD_CHECK(send_counts[i] >= 0 && recv_counts[i] >= 0, "all_to_allv: counts for rank ", i, " are ",
+                   send_counts[i], " sent and ", recv_counts[i], " received; counts must be >= 0");
     sc[i] = count_int(send_counts[i], "all_to_allv");
     rc[i] = count_int(recv_counts[i], "all_to_allv");
     sd[i] = count_int(s_total, "all_to_allv");
@@ -151,6 +166,7 @@ void MpiCommunicator::broadcast(Tensor& buf, int root) {
 
 void MpiCommunicator::send(const Tensor& buf, int peer, int tag) {
   check_host(buf, "send");
+  check_peer(peer, size_, "send");
   TraceSpan span("send", "comm");
   count("send", buf.nbytes());
   mpi_ok(MPI_Send(buf.raw(), count_int(buf.numel(), "send"), mpi_type(buf.dtype()), peer, tag, comm_), "MPI_Send");
@@ -158,6 +174,7 @@ void MpiCommunicator::send(const Tensor& buf, int peer, int tag) {
 
 void MpiCommunicator::recv(Tensor& buf, int peer, int tag) {
   check_host(buf, "recv");
+  check_peer(peer, size_, "recv");
   TraceSpan span("recv", "comm");
   count("recv", buf.nbytes());
   mpi_ok(MPI_Recv(buf.raw(), count_int(buf.numel(), "recv"), mpi_type(buf.dtype()), peer, tag, comm_,
@@ -168,6 +185,10 @@ void MpiCommunicator::recv(Tensor& buf, int peer, int tag) {
 void MpiCommunicator::sendrecv(const Tensor& send_buf, int dst, Tensor& recv_buf, int src, int tag) {
   check_host(send_buf, "sendrecv");
   check_host(recv_buf, "sendrecv");
+  check_peer(dst, size_, "sendrecv");
+  check_peer(src, size_, "sendrecv");
+  FIVEFOLD_CHECK(send_buf.dtype() == recv_buf.dtype(), "sendrecv: send ", send_buf.str(), " and recv ",
+                 recv_buf.str(), " must have the same dtype");
   TraceSpan span("sendrecv", "comm");
   count("sendrecv", send_buf.nbytes());
   mpi_ok(MPI_Sendrecv(send_buf.raw(), count_int(send_buf.numel(), "sendrecv"), mpi_type(send_buf.dtype()), dst, tag,
@@ -178,6 +199,7 @@ void MpiCommunicator::sendrecv(const Tensor& send_buf, int dst, Tensor& recv_buf
 
 std::unique_ptr<Request> MpiCommunicator::isend(const Tensor& buf, int peer, int tag) {
   check_host(buf, "isend");
+  check_peer(peer, size_, "isend");
   count("isend", buf.nbytes());
   auto r = std::make_unique<MpiRequest>();
   mpi_ok(MPI_Isend(buf.raw(), count_int(buf.numel(), "isend"), mpi_type(buf.dtype()), peer, tag, comm_, r->handle()),
@@ -187,6 +209,7 @@ std::unique_ptr<Request> MpiCommunicator::isend(const Tensor& buf, int peer, int
 
 std::unique_ptr<Request> MpiCommunicator::irecv(Tensor& buf, int peer, int tag) {
   check_host(buf, "irecv");
+  check_peer(peer, size_, "irecv");
   count("irecv", buf.nbytes());
   auto r = std::make_unique<MpiRequest>();
   mpi_ok(MPI_Irecv(buf.raw(), count_int(buf.numel(), "irecv"), mpi_type(buf.dtype()), peer, tag, comm_, r->handle()),
@@ -196,6 +219,7 @@ std::unique_ptr<Request> MpiCommunicator::irecv(Tensor& buf, int peer, int tag) 
 
 std::unique_ptr<Request> MpiCommunicator::iall_reduce(Tensor& buf, ReduceOp op) {
   check_host(buf, "iall_reduce");
+  check_reducible(buf, op, "iall_reduce");
   count("iall_reduce", buf.nbytes());
   auto r = std::make_unique<MpiRequest>();
   mpi_ok(MPI_Iallreduce(MPI_IN_PLACE, buf.raw(), count_int(buf.numel(), "iall_reduce"), mpi_type(buf.dtype()),
@@ -211,6 +235,8 @@ void MpiCommunicator::barrier() {
 }
 
 std::unique_ptr<Communicator> MpiCommunicator::split(int color, int key, const std::string& name) {
+  // A negative color (MPI_UNDEFINED included) would leave this rank without a group.
+  FIVEFOLD_CHECK(color >= 0, "split: color ", color, " must be >= 0; every rank must join some group");
   MPI_Comm sub = MPI_COMM_NULL;
   mpi_ok(MPI_Comm_split(comm_, color, key, &sub), "MPI_Comm_split");
   return std::make_unique<MpiCommunicator>(sub, name, true);

@@ -18,6 +18,8 @@ class MpiCommunicator : public Communicator {
   /// Wraps @p comm (freed on destruction when @p owned) and counts under @p name.
   MpiCommunicator(MPI_Comm comm, std::string name, bool owned);
   ~MpiCommunicator() override;
+  MpiCommunicator(const MpiCommunicator&) = delete;  // owns (frees) its MPI_Comm
+  MpiCommunicator& operator=(const MpiCommunicator&) = delete;
   /// The communicator of every rank (MPI_COMM_WORLD), named "world".
   static std::unique_ptr<MpiCommunicator> world();
 
