@@ -145,11 +145,15 @@ int main(int argc, char** argv) {
         }
       }
     }
+    for (int i = 1; i < argc; ++i)  // each rank would shuffle differently and the collectives would not match
+      FIVEFOLD_USAGE_CHECK(std::strncmp(argv[i], "--benchmark_enable_random_interleaving", 38) != 0,
+                           argv[i], ": ranks must run the benchmarks in the same order; drop this flag "
+                           "(use --benchmark_repetitions and compare medians)");
     if (rank != 0) drop_output_flags(argc, argv);
     benchmark::Initialize(&argc, argv);
     if (rank == 0) {
-      std::printf("bench_collectives: %s, %d rank(s); time = max over ranks per call; busbw as in nccl-tests\n",
-                  backend.description.c_str(), backend.world->size());
+      std::printf("bench_collectives: %s; time = max over ranks per call; S, algbw, busbw in bytes(/s) as in "
+                  "nccl-tests\n", backend.description.c_str());
       benchmark::RunSpecifiedBenchmarks();
     } else {
       NullReporter quiet;

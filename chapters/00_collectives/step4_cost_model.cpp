@@ -55,19 +55,21 @@ RingTraffic exact(const std::string& op, std::int64_t count, int n, int r) {
 
 /// Max over ranks of @p t (uncounted: timing bookkeeping).
 double max_over_ranks(Communicator& world, Ops& ops, double t) {
+  const bool was = world.counting();
   world.set_counting(false);
   Tensor v = ops.upload(Tensor::from_vector(std::vector<float>{static_cast<float>(t)}, {1}));
   world.all_reduce(v, ReduceOp::max);
-  world.set_counting(true);
+  world.set_counting(was);
   return v.to_vector()[0];
 }
 
 /// Seconds per call of @p fn, averaged over @p iters calls after one warm-up, max over ranks.
 double time_it(Context& ctx, int iters, const std::function<void()>& fn) {
   fn();
+  const bool was = ctx.world.counting();
   ctx.world.set_counting(false);
   ctx.world.barrier();
-  ctx.world.set_counting(true);
+  ctx.world.set_counting(was);
   const auto t0 = std::chrono::steady_clock::now();
   for (int i = 0; i < iters; ++i) fn();
   ctx.ops.synchronize();
