@@ -19,15 +19,15 @@ namespace fivefold {
 /// Sizes and hyper-parameters of the reference model and its training run.
 struct ModelConfig {
   int vocab = 64;     ///< V, --vocab
-  int seq = 16;       ///< T, --seq
-  int dim = 32;       ///< C, --dim
+  int seq = 32;       ///< T, --seq
+  int dim = 64;       ///< C, --dim
   int heads = 4;      ///< H, --heads
   int kv_heads = 2;   ///< Hkv, --kv-heads (GQA when < heads)
-  int ffn = 64;       ///< F, --ffn (SwiGLU hidden size, dense MLP and each expert)
+  int ffn = 128;      ///< F, --ffn (SwiGLU hidden size, dense MLP and each expert)
   int layers = 2;     ///< L, --layers
-  int batch = 4;      ///< B, --batch (global batch)
-  int steps = 30;     ///< --steps (optimizer steps)
-  double lr = 3e-3;   ///< --lr (AdamW learning rate)
+  int batch = 8;      ///< B, --batch (global batch)
+  int steps = 40;     ///< --steps (optimizer steps)
+  double lr = 1e-3;   ///< --lr (AdamW learning rate; torch's default)
   std::uint64_t seed = 1234;  ///< --seed (weights and data)
 
   int experts = 0;               ///< E, --experts (0 = dense model)
