@@ -86,6 +86,27 @@ TEST(NnModel, BackwardAccumulatesIntoGrads) {
   }
 }
 
+// Routing by hand: exact ties go to the lower expert index; the capacity ceil(1*2*4/3) = 3
+// drops expert 1's fourth assignment (token 3); f counts assignments before the drop.
+TEST(NnModel, RoutingTiesCapacityAndAuxByHand) {
+  const std::vector<float> probs{0.4f, 0.4f, 0.2f, 0.2f, 0.4f, 0.4f, 0.5f, 0.3f, 0.2f, 0.3f, 0.6f, 0.1f};
+  EXPECT_EQ(nn::expert_capacity(1.0, 2, 4, 3), 3);
+  EXPECT_EQ(nn::expert_capacity(1.25, 2, 16, 4), 10);
+  EXPECT_EQ(nn::expert_capacity(0.0, 2, 16, 4), 32);
+  const nn::Routing r = nn::route_tokens(probs, 4, 3, 2, 1.0, 0.1);
+  EXPECT_EQ(r.choice, (std::vector<std::int32_t>{0, 1, 1, 2, 0, 1, 1, 0}));
+  EXPECT_EQ(r.kept, (std::vector<std::uint8_t>{1, 1, 1, 1, 1, 1, 0, 1}));
+  EXPECT_EQ(r.dropped, 1);
+  EXPECT_EQ(r.expert_tokens[0], (std::vector<std::int32_t>{0, 2, 3}));
+  EXPECT_EQ(r.expert_tokens[1], (std::vector<std::int32_t>{0, 1, 2}));
+  EXPECT_EQ(r.expert_tokens[2], (std::vector<std::int32_t>{1}));
+  const std::vector<float> gates{0.5f, 0.5f, 0.5f, 0.5f, 0.625f, 0.375f, 0.6f / 0.9f, 0.3f / 0.9f};
+  for (int i = 0; i < 8; ++i) EXPECT_NEAR(r.gate[i], gates[i], 1e-6) << "gate " << i;
+  // aux = 0.1 * 3 * (3/8 * 0.35 + 4/8 * 0.425 + 1/8 * 0.225)
+  EXPECT_NEAR(r.aux_loss, 0.1 * 3 * 0.371875, 1e-7);
+  EXPECT_NEAR(r.aux_dprobs[1], 0.1 * 3 * 0.5 / 4, 1e-12);  // d aux / d p[token 0, expert 1]
+}
+
 void check_generation(ModelConfig cfg) {
   EigenOps ops;
   nn::Model model(ops, cfg);
