@@ -1,0 +1,24 @@
+// SPDX-License-Identifier: MIT
+// Exercise 1: a rank's coordinates by hand. A rank is a mixed-radix number: its digits are the
+// coordinates, the leftmost axis of the order is the lowest digit (stride 1). Fill in the
+// EXERCISE lines, then build and run:
+//   cmake --build build/cpu --target ch07_ex1_coords && build/cpu/bin/ch07_ex1_coords
+// It prints PASSED when every rank of every test layout and order matches ProcessGrid.
+// Warm-up on paper: tp 2, pp 4, dp 2, order tp-sp-ep-dp-pp — what are the coordinates of rank 13?
+#include "chapters/07_hybrid_parallel/exercises/check.hpp"
+
+using namespace fivefold;
+
+AxisArray coords_by_hand(int rank, const AxisArray& sizes, const std::vector<Axis>& order) {
+  AxisArray c{};  // indexed by Axis: c[0] = tp, ..., c[4] = pp
+  for (Axis a : order) {
+    const int i = static_cast<int>(a);
+    // EXERCISE: the coordinate along a is the lowest digit of what is left of the rank, in base
+    // sizes[i]; then drop that digit from the rank before the next (slower) axis.
+    c[i] = 0;
+    (void)sizes;
+  }
+  return c;
+}
+
+int main() { return ch07::check_coords(coords_by_hand); }

@@ -1,0 +1,69 @@
+// SPDX-License-Identifier: MIT
+/// @file layout.hpp
+/// @brief Chapter 07's options and the layout they describe: degrees -> ProcessGrid (dp fills
+/// the world unless given), --print-groups without MPI, and small text renderings of a grid.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include "common/model_config.hpp"
+#include "common/process_grid.hpp"
+
+namespace fivefold::ch07 {
+
+/// The chapter's options (degrees left out are std::nullopt; see make_grid()).
+struct Options {
+  std::optional<int> tp;        ///< --tp (default 1)
+  std::optional<int> sp;        ///< --sp or --cp (default 1)
+  std::optional<int> ep;        ///< --ep (default 1)
+  std::optional<int> dp;        ///< --dp (default: fills the world, world / (tp*sp*ep*pp))
+  std::optional<int> pp;        ///< --pp (default 1)
+  std::string order = kDefaultOrder;  ///< --order, fastest axis first
+  std::optional<int> world;     ///< --world N: the grid's size (default: the job's ranks)
+  bool print_groups = false;    ///< --print-groups: print the JSON of CONTRACT §5 and exit
+  int gpus_per_node = 8;        ///< --gpus-per-node (step 2)
+  ModelConfig model;            ///< --vocab --dim ... (step 2's traffic)
+};
+
+/// The --help paragraph.
+extern const char* const kDescription;
+
+/// Adds the chapter's options (degrees, --order, --world, --print-groups, --gpus-per-node and
+/// the model options) bound to @p o.
+void add_options(CLI::App& app, Options& o);
+
+/// The grid's world size: --world when given, else @p job_size (the ranks of the job).
+int grid_world(const Options& o, int job_size);
+
+/// The grid of @p world_size ranks the options describe: a degree left out is 1, except dp,
+/// which fills the world (world / (tp*sp*ep*pp)). Throws UsageError (one line) for a degree
+/// < 1, degrees whose product is not @p world_size (or does not divide it, when dp fills),
+/// and a bad --order.
+ProcessGrid make_grid(const Options& o, int world_size);
+
+/// True when argv holds --print-groups (checked before MPI starts).
+bool wants_print_groups(int argc, char** argv);
+
+/// `ch07_hybrid_parallel --print-groups`: parses the same options, prints groups_json_text()
+/// once and returns the exit status. Starts no MPI; under a launcher only the process of rank 0
+/// (OMPI_COMM_WORLD_RANK, PMIX_RANK, PMI_RANK or SLURM_PROCID) prints. A bad layout prints one
+/// `error:` line (rank 0) and returns 2.
+int print_groups_main(int argc, char** argv);
+
+/// "[0,1]" (or "[0,1,...,15]" shortened to @p max_members members).
+std::string show_group(const std::vector<int>& g, std::size_t max_members = 16);
+/// "[0,1] [2,3] ..." with at most @p max_groups groups, then "... (N groups)".
+std::string show_groups(const std::vector<std::vector<int>>& groups, std::size_t max_groups = 8);
+
+/// The grid as a small figure, one line per coordinate of the slowest axis of size > 1:
+/// "pp 0 | [ 0  1] [ 2  3]" — brackets hold a group of the fastest axis of size > 1.
+std::vector<std::string> grid_figure(const ProcessGrid& grid);
+
+/// The axes of size > 1, in the grid's order (fastest first).
+std::vector<Axis> active_axes(const ProcessGrid& grid);
+
+}  // namespace fivefold::ch07

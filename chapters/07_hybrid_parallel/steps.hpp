@@ -1,0 +1,18 @@
+// SPDX-License-Identifier: MIT
+/// @file steps.hpp
+/// @brief Chapter 07's steps (each step is one short file, step<k>_*.cpp).
+#pragma once
+
+#include "chapters/07_hybrid_parallel/layout.hpp"
+#include "chapters/harness.hpp"
+
+namespace fivefold::ch07 {
+
+/// Step 1: the grid (rank <-> coordinates, every group; the 16-GPU example of Megatron-LM),
+/// then the communicators of every set of axes built by split and checked against the groups.
+void step1_grid(Context& ctx, const Options& o);
+/// Step 2: placement on nodes: which axes' groups stay inside a node, the bytes each axis
+/// moves per training step, and two orders compared.
+void step2_placement(Context& ctx, const Options& o);
+
+}  // namespace fivefold::ch07
