@@ -5,7 +5,7 @@
 //   algbw = S / t,  busbw = algbw * 2(n-1)/n (all_reduce) or * (n-1)/n (the others),
 // S = the full buffer (all_reduce, reduce_scatter input, all_gather output, all_to_all buffer),
 // t = the time of one call, taken as the max over ranks (the collective ends when the slowest
-// rank ends). Every rank runs every benchmark with the same fixed iteration count (ranks must
+// rank ends); algbw/busbw use the mean t (as nccl-tests), busbw_median the median call. Every rank runs every benchmark with the same fixed iteration count (ranks must
 // agree, so no adaptive iteration counts); only rank 0 reports.
 //
 // Run:  mpirun -np 2 build/cpu/bin/bench_collectives
@@ -15,6 +15,7 @@
 #include <benchmark/benchmark.h>
 #include <mpi.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -68,6 +69,8 @@ void bm_collective(benchmark::State& state, std::string op, bool hand) {
   run_once(op, hand, comm, ops, buf, out, scratch);  // warm-up (connections, page faults)
   ops.synchronize();
   double total = 0;
+  std::vector<double> times;
+  times.reserve(static_cast<std::size_t>(state.max_iterations));
   for (auto _ : state) {
     MPI_Barrier(MPI_COMM_WORLD);  // start together; uncounted (not through the Communicator)
     const double t0 = MPI_Wtime();
@@ -77,13 +80,20 @@ void bm_collective(benchmark::State& state, std::string op, bool hand) {
     MPI_Allreduce(MPI_IN_PLACE, &t, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);  // the slowest rank
     state.SetIterationTime(t);
     total += t;
+    times.push_back(t);
   }
+  std::sort(times.begin(), times.end());
+  const double t_median = times.empty() ? 0.0 : times[times.size() / 2];
   const double s_bytes = 4.0 * static_cast<double>(count);
   const double algbw = total > 0 ? s_bytes * static_cast<double>(state.iterations()) / total : 0.0;
   using benchmark::Counter;
   state.counters["S"] = Counter(s_bytes, Counter::kDefaults, Counter::OneK::kIs1024);
   state.counters["algbw"] = Counter(algbw, Counter::kDefaults, Counter::OneK::kIs1000);
   state.counters["busbw"] = Counter(algbw * busbw_factor(op, n), Counter::kDefaults, Counter::OneK::kIs1000);
+  // The same from the median call: robust to a rank being descheduled now and then (laptops,
+  // oversubscribed or shared machines), where the mean above is dominated by a few slow calls.
+  const double busbw_median = t_median > 0 ? s_bytes / t_median * busbw_factor(op, n) : 0.0;
+  state.counters["busbw_median"] = Counter(busbw_median, Counter::kDefaults, Counter::OneK::kIs1000);
 }
 
 /// Reports nothing (ranks other than 0).
