@@ -29,8 +29,8 @@ class CudaOps : public Ops {
   void matmul(Tensor& c, const Tensor& a, const Tensor& b, bool transpose_a, bool transpose_b, float alpha,
               float beta) override;
 
-  // Model ops: declared so that CudaOps is complete; each throws Error("not implemented on
-  // CUDA yet") until its kernel lands (see the bottom of cuda_ops.cpp).
+  // Model ops (kernels/model_ops.cu, rows.cu, attention.cu). Deterministic run to run (fixed
+  // reduction orders, no float atomics); index values are not range-checked on the GPU.
   void mul(Tensor& y, const Tensor& a, const Tensor& b) override;
   double sum_squares(const Tensor& x) override;
   void row_dot(Tensor& out, const Tensor& a, const Tensor& b) override;
