@@ -19,8 +19,14 @@ namespace fivefold::nn {
 
 /// Weights (value and gradient handles) of one attention block.
 struct AttentionWeights {
-  Tensor q, k, v, o;          ///< [H*hd, C], [Hkv*hd, C], [Hkv*hd, C], [C, H*hd]
-  Tensor dq, dk, dv, d_o;     ///< their gradients
+  Tensor q;    ///< q_proj.weight [H*hd, C]
+  Tensor k;    ///< k_proj.weight [Hkv*hd, C]
+  Tensor v;    ///< v_proj.weight [Hkv*hd, C]
+  Tensor o;    ///< o_proj.weight [C, H*hd]
+  Tensor dq;   ///< gradient of q
+  Tensor dk;   ///< gradient of k
+  Tensor dv;   ///< gradient of v
+  Tensor d_o;  ///< gradient of o
 };
 /// AttentionWeights from "<prefix>.q_proj.weight", ... (prefix e.g. "layers.0.self_attn").
 AttentionWeights attention_weights(ParamRegistry& reg, const std::string& prefix);
@@ -32,7 +38,8 @@ Tensor positions(Ops& ops, std::int64_t start, std::int64_t n);
 /// slot s holds position s. Attention over the cache passes k_pos = 0..S_max-1, so the slots
 /// not yet written (s > the query position) are masked by causality.
 struct KvCache {
-  Tensor k, v;    ///< [B, S_max, Hkv, hd]
+  Tensor k;      ///< keys [B, S_max, Hkv, hd] (after RoPE)
+  Tensor v;      ///< values [B, S_max, Hkv, hd]
   Tensor k_pos;   ///< int32 [S_max] = 0..S_max-1
   /// Allocates an empty cache.
   KvCache(Ops& ops, std::int64_t batch, std::int64_t max_seq, std::int64_t kv_heads, std::int64_t head_dim);

@@ -63,8 +63,12 @@ class RmsNorm {
 
 /// Weights (value and gradient handles) of one SwiGLU MLP: down(silu(gate(x)) * up(x)).
 struct SwiGluWeights {
-  Tensor gate, up, down;        ///< [F, C], [F, C], [C, F]
-  Tensor d_gate, d_up, d_down;  ///< their gradients
+  Tensor gate;    ///< gate_proj.weight [F, C]
+  Tensor up;      ///< up_proj.weight [F, C]
+  Tensor down;    ///< down_proj.weight [C, F]
+  Tensor d_gate;  ///< gradient of gate
+  Tensor d_up;    ///< gradient of up
+  Tensor d_down;  ///< gradient of down
 };
 /// SwiGluWeights from the registry entries "<prefix>.gate_proj.weight", ... (prefix e.g.
 /// "layers.0.mlp" or "layers.0.moe.experts.3").
