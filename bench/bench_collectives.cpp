@@ -33,10 +33,11 @@ using namespace fivefold;
 
 Backend* g_backend = nullptr;
 
-/// Iterations for a buffer of @p bytes: about 256 MiB moved per benchmark, between 5 and 500.
+/// Iterations for a buffer of @p bytes: about 512 MiB of buffers per benchmark, between 10 and
+/// 1000 (enough calls for a stable median on a busy machine).
 std::int64_t iterations_for(std::int64_t bytes) {
-  const std::int64_t k = (std::int64_t{256} << 20) / bytes;
-  return k < 5 ? 5 : (k > 500 ? 500 : k);
+  const std::int64_t k = (std::int64_t{512} << 20) / bytes;
+  return k < 10 ? 10 : (k > 1000 ? 1000 : k);
 }
 
 /// One call of @p op, hand-written (@p hand) or the library's, on buffers of count elements.
