@@ -129,15 +129,15 @@ std::vector<Axis> parse_order(const std::string& order) {
   }
   std::string missing;
   for (Axis a : seen.complement().axes()) missing += (missing.empty() ? "" : ", ") + std::string(axis_name(a));
-  FIVEFOLD_USAGE_CHECK(missing.empty(), "--order ", order, ": ", missing, " missing; list all five axes, fastest first (e.g. ",
-                       kDefaultOrder, ")");
+  FIVEFOLD_USAGE_CHECK(missing.empty(), "--order ", order, ": ", missing,
+                       " missing; list all five axes, fastest first (e.g. ", kDefaultOrder, ")");
   return out;
 }
 
 ProcessGrid::ProcessGrid(const AxisArray& sizes, const std::string& order, int world_size) : sizes_(sizes) {
   for (Axis a : kAllAxes)
-    FIVEFOLD_USAGE_CHECK(size(a) >= 1, axis_name(a), " size ", size(a), " is not allowed: every degree must be >= 1; pass ",
-                         flag_of(a), " 1 or more");
+    FIVEFOLD_USAGE_CHECK(size(a) >= 1, axis_name(a), " size ", size(a),
+                         " is not allowed: every degree must be >= 1; pass ", flag_of(a), " 1 or more");
   order_ = parse_order(order);
   std::int64_t product = 1;
   for (Axis a : kAllAxes) product = std::min<std::int64_t>(product * size(a), std::int64_t{INT_MAX} + 1);

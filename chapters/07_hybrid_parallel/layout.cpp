@@ -47,7 +47,8 @@ void add_options(CLI::App& app, Options& o) {
   app.add_option("--world", o.world, "ranks of the grid (a grid on paper when it differs from the job's)")
       ->default_str("the job's ranks")
       ->check(kPositive);
-  app.add_flag("--print-groups", o.print_groups, "print the groups of every set of axes as JSON (CONTRACT §5); no MPI");
+  app.add_flag("--print-groups", o.print_groups,
+               "print the groups of every set of axes as JSON (CONTRACT §5); no MPI");
   app.add_option("--gpus-per-node", o.gpus_per_node, "GPUs per node, for the placement of step 2")->check(kPositive);
   add_model_options(app, o.model);
 }

@@ -14,9 +14,11 @@
 /// | dp | gradient all-reduce: dense over ep-dp, experts over dp | 2(n-1)/n * Psi*4 per group |
 /// | pp | activations fwd + their gradients bwd at a stage boundary (pp) | 2 * n_tok*C*4 |
 ///
-/// What it leaves out: the embedding/loss all-reduces of a vocabulary-parallel TP, ZeRO
-/// (reduce-scatter + all-gather move the same bytes as the all-reduce), overlap, and which hops
-/// of a ring really cross a node boundary (a group that spans nodes is counted as crossing).
+/// Which bytes cross nodes follows the pattern (a ring rank's bytes cross when its successor is
+/// on another node; all-to-all shares by the peers' nodes; a pipeline stage's halves by the
+/// neighbouring stages' nodes). What it leaves out: the embedding/loss all-reduces of a
+/// vocabulary-parallel TP, ZeRO (reduce-scatter + all-gather move the same bytes as the
+/// all-reduce), hierarchical or tree algorithms, and overlap with compute.
 #pragma once
 
 #include <string>
@@ -27,10 +29,18 @@
 
 namespace fivefold::ch07 {
 
+/// How a group's ranks exchange their bytes (decides which messages cross a node boundary).
+enum class Pattern {
+  ring,        ///< every rank sends to the next member of its group (ring all-reduce, ring attention)
+  all_to_all,  ///< every rank sends an equal share to every other member
+  pipeline,    ///< half forward to the next member, half backward to the previous (none at the ends)
+};
+
 /// The traffic of one axis: which group carries it, what moves, how much.
 struct AxisTraffic {
   Axis axis = Axis::tp;     ///< the axis the row is about
   AxisSet group;            ///< the set of axes whose groups carry it (dense DP grads: ep-dp)
+  Pattern pattern = Pattern::ring;  ///< who sends to whom inside a group
   std::string what;         ///< "2+2 all-reduce/layer of [n_tok, C]"
   std::string formula;      ///< the formula, in the README's notation
   double bytes = 0;         ///< bytes sent per rank per optimizer step
@@ -59,7 +69,10 @@ struct Placement {
 /// The placement of the S-groups of @p grid on nodes of @p gpus_per_node ranks.
 Placement placement(const ProcessGrid& grid, const AxisSet& s, int gpus_per_node);
 
-/// Bytes per rank per step carried by groups that span more than one node.
-double cross_node_bytes(const ProcessGrid& grid, const std::vector<AxisTraffic>& rows, int gpus_per_node);
+/// Bytes @p rank sends to other nodes per step for the traffic @p t (by its pattern).
+double cross_node_bytes(const ProcessGrid& grid, const AxisTraffic& t, int gpus_per_node, int rank);
+/// The most bytes any one rank sends to other nodes per step, summed over @p rows (the rank
+/// whose network link is busiest sets the pace).
+double max_cross_node_bytes(const ProcessGrid& grid, const std::vector<AxisTraffic>& rows, int gpus_per_node);
 
 }  // namespace fivefold::ch07

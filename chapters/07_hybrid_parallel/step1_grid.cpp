@@ -2,7 +2,7 @@
 // Step 1: the process grid. A rank is a mixed-radix number whose digits are its coordinates,
 // the leftmost axis of --order varying fastest. The S-group of a rank (S = a set of axes) is
 // every rank that agrees with it on the axes not in S. 1a reproduces the 16-GPU example of
-// the Megatron-LM paper; 1b shows this run's grid; 1c builds a communicator for every one of
+// Megatron-LM's documentation; 1b shows this run's grid; 1c builds a communicator for every one of
 // the 31 sets of axes with split (color = group index, key = group-local rank) and checks, on
 // every rank, that each communicator's members (all_gather of world ranks) are the group.
 // Run: mpirun -np 8 build/cpu/bin/ch07_hybrid_parallel --step 1 --tp 2 --pp 2
@@ -69,7 +69,7 @@ void show_grid(Context& ctx, const ProcessGrid& grid, int gpus_per_node) {
 }  // namespace
 
 void step1_grid(Context& ctx, const Options& o) {
-  // 1a. The example of the Megatron-LM paper (Narayanan et al. 2021, Fig. "3-D parallelism").
+  // 1a. The example of Megatron-LM's initialize_model_parallel documentation.
   const ProcessGrid example({2, 1, 1, 2, 4}, kDefaultOrder, 16);
   ctx.narrator.say("1a. The 16-GPU example: tp 2, pp 4, dp 2, order tp-sp-ep-dp-pp, so\n"
                    "    rank = tp + 2*dp + 4*pp (strides 1, 2, 4: each axis's stride is the product of the\n"
@@ -84,12 +84,12 @@ void step1_grid(Context& ctx, const Options& o) {
   const std::vector<std::vector<int>> want_pp{{0, 4, 8, 12}, {1, 5, 9, 13}, {2, 6, 10, 14}, {3, 7, 11, 15}};
   const std::vector<std::vector<int>> want_dp{{0, 2}, {1, 3}, {4, 6}, {5, 7}, {8, 10}, {9, 11}, {12, 14}, {13, 15}};
   const std::vector<std::vector<int>> want_mp{{0, 1, 4, 5, 8, 9, 12, 13}, {2, 3, 6, 7, 10, 11, 14, 15}};
-  CheckResult ex = compare("16-GPU example: tp groups as in the paper", flatten(example.groups(AxisSet{Axis::tp})),
+  CheckResult ex = compare("16-GPU example: tp groups as in Megatron-LM", flatten(example.groups(AxisSet{Axis::tp})),
                            flatten(want_tp), 0);
   merge(ex, compare("pp", flatten(example.groups(AxisSet{Axis::pp})), flatten(want_pp), 0));
   merge(ex, compare("dp", flatten(example.groups(AxisSet{Axis::dp})), flatten(want_dp), 0));
   merge(ex, compare("tp-pp", flatten(example.groups(AxisSet{Axis::tp, Axis::pp})), flatten(want_mp), 0));
-  ex.name = "16-GPU example: tp, pp, dp, tp-pp groups as in the paper";
+  ex.name = "16-GPU example: tp, pp, dp, tp-pp groups as in Megatron-LM";
   ctx.check(ex);
 
   // 1b. This run's grid.

@@ -38,7 +38,8 @@ void step2_placement(Context& ctx, const Options& o) {
                    ", Hkv " + std::to_string(m.kv_heads) + ", F " + std::to_string(m.ffn) + ", L " +
                    std::to_string(m.layers) + ", V " + std::to_string(m.vocab) + ", E " + std::to_string(m.experts) +
                    " (k " + std::to_string(m.topk) + "). Tokens per rank n_tok = B*T/(dp*ep*sp) = " +
-                   fmt("%g", 1.0 * m.batch * m.seq / (grid.size(Axis::dp) * grid.size(Axis::ep) * grid.size(Axis::sp))) +
+                   fmt("%g", 1.0 * m.batch * m.seq /
+                                 (grid.size(Axis::dp) * grid.size(Axis::ep) * grid.size(Axis::sp))) +
                    "; L_s = L/pp layers per stage.");
 
   const std::vector<AxisTraffic> rows = traffic_per_step(grid, m);
@@ -61,14 +62,14 @@ void step2_placement(Context& ctx, const Options& o) {
   for (const char* other : {"tp-sp-ep-dp-pp", "tp-sp-ep-pp-dp", "pp-dp-ep-sp-tp"})
     if (std::find(orders.begin(), orders.end(), other) == orders.end()) orders.push_back(other);
   Table c{"Orders compared (same degrees, " + std::to_string(G) + " GPUs per node)",
-          {"order", "tp", "sp", "ep", "dp", "pp", "bytes/rank/step crossing nodes"}, {}};
+          {"order", "tp", "sp", "ep", "dp", "pp", "bytes/step a rank sends off-node (max)"}, {}};
   std::string best;
   double best_bytes = 0;
   for (const std::string& order : orders) {
     const ProcessGrid g(grid.sizes(), order, n);
     std::vector<std::string> row{order};
     for (Axis a : kAllAxes) row.push_back(where(placement(g, AxisSet{a}, G)));
-    const double crossing = cross_node_bytes(g, traffic_per_step(g, m), G);
+    const double crossing = max_cross_node_bytes(g, traffic_per_step(g, m), G);
     row.push_back(human_bytes(crossing));
     c.add(row);
     if (best.empty() || crossing < best_bytes) best = order, best_bytes = crossing;
@@ -81,8 +82,9 @@ void step2_placement(Context& ctx, const Options& o) {
       "once per step and overlaps with the backward pass; PP sends one activation per stage boundary.\n"
       "tp-sp-ep-dp-pp keeps a DP group close (small stride) and spreads the pipeline stages over nodes;\n"
       "tp-sp-ep-pp-dp keeps the stages close and spreads DP. Which is better depends on the model and\n"
-      "the batch (Psi vs n_tok*C): here " + best + " sends the fewest bytes across nodes.\n"
-      "(A group that spans nodes is counted whole; only some hops of its ring really cross.)");
+      "the batch (Psi vs n_tok*C): here " + best + " sends the fewest bytes off-node.\n"
+      "Off-node bytes follow the pattern: a ring rank's bytes leave the node when its successor is\n"
+      "elsewhere; a pipeline stage sends forward and backward to its neighbouring stages only.");
   if (nodes == 1)
     ctx.narrator.say("(Everything fits in one node here; try --gpus-per-node 2 or --world 16 --tp 2 --pp 4.)");
 }

@@ -193,5 +193,35 @@ TEST(Chapter07Placement, GroupsOnNodes) {
   EXPECT_DOUBLE_EQ(rows.back().bytes, 2 * n_tok * 32 * 4);  // pp
 }
 
+TEST(Chapter07Placement, OffNodeBytesFollowThePattern) {
+  // tp 4, pp 4, dp 2 on nodes of 8. Default order: pp groups [0,8,16,24] (every stage on its own
+  // node), dp groups [0,4] inside a node. pp-before-dp: pp groups [0,4,8,12], dp groups [0,16].
+  ModelConfig m;
+  m.batch = 4, m.seq = 16, m.dim = 32, m.layers = 4;
+  const ProcessGrid a({4, 1, 1, 2, 4}, "tp-sp-ep-dp-pp", 32), b({4, 1, 1, 2, 4}, "tp-sp-ep-pp-dp", 32);
+  const std::vector<ch07::AxisTraffic> ra = ch07::traffic_per_step(a, m), rb = ch07::traffic_per_step(b, m);
+  const ch07::AxisTraffic &pp_a = ra.back(), &pp_b = rb.back(), &dp_b = rb[3];
+  ASSERT_EQ(pp_a.axis, Axis::pp);
+  ASSERT_EQ(dp_b.axis, Axis::dp);
+  // An interior stage sends both halves off-node in a; the first stage only its forward half.
+  EXPECT_DOUBLE_EQ(ch07::cross_node_bytes(a, pp_a, 8, 8), pp_a.bytes);
+  EXPECT_DOUBLE_EQ(ch07::cross_node_bytes(a, pp_a, 8, 0), pp_a.bytes / 2);
+  EXPECT_DOUBLE_EQ(ch07::max_cross_node_bytes(a, ra, 8), pp_a.bytes);
+  // In b: rank 4 (stage 1) sends forward to rank 8 on node 1, backward to rank 0 on node 0.
+  EXPECT_DOUBLE_EQ(ch07::cross_node_bytes(b, pp_b, 8, 4), pp_b.bytes / 2);
+  EXPECT_DOUBLE_EQ(ch07::cross_node_bytes(b, pp_b, 8, 0), 0.0);
+  EXPECT_DOUBLE_EQ(ch07::cross_node_bytes(b, dp_b, 8, 4), dp_b.bytes);  // ring [4,20]: successor off-node
+  EXPECT_DOUBLE_EQ(ch07::cross_node_bytes(b, rb.front(), 8, 4), 0.0);   // tp [4..7] inside
+  EXPECT_DOUBLE_EQ(ch07::max_cross_node_bytes(b, rb, 8), pp_b.bytes / 2 + dp_b.bytes);
+  // All-to-all: ep 4 over nodes of 2: two of the three peers are off-node.
+  ModelConfig moe = m;
+  moe.experts = 4;
+  const ProcessGrid e({1, 1, 4, 1, 1}, "tp-sp-ep-dp-pp", 4);
+  const ch07::AxisTraffic ep = ch07::traffic_per_step(e, moe)[2];
+  ASSERT_EQ(ep.axis, Axis::ep);
+  ASSERT_GT(ep.bytes, 0);
+  EXPECT_DOUBLE_EQ(ch07::cross_node_bytes(e, ep, 2, 0), ep.bytes * 2 / 3);
+}
+
 }  // namespace
 }  // namespace fivefold::grid_test

@@ -17,7 +17,8 @@ const std::vector<std::string> kOrders = {"tp-sp-ep-dp-pp", "tp-sp-ep-pp-dp", "p
 
 std::string show(const AxisArray& c) {
   std::string s = "(";
-  for (Axis a : kAllAxes) s += std::string(a == Axis::tp ? "" : ", ") + axis_name(a) + " " + std::to_string(c[static_cast<int>(a)]);
+  for (Axis a : kAllAxes)
+    s += std::string(a == Axis::tp ? "" : ", ") + axis_name(a) + " " + std::to_string(c[static_cast<int>(a)]);
   return s + ")";
 }
 
