@@ -5,6 +5,7 @@
 // with one error line; full chapter runs under mpiexec pass their checks (--json read back).
 #include <gtest/gtest.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -36,8 +37,8 @@ std::string slurp(const std::string& path) {
 
 /// Runs `prefix EXE args` in a shell with a 120 s limit; returns status and output.
 Output run(const std::string& args, const std::string& prefix = "") {
-  const std::string dir = ::testing::TempDir();
-  const std::string out = dir + "/ch07_out.txt", err = dir + "/ch07_err.txt";
+  const std::string base = ::testing::TempDir() + "/ch07_" + std::to_string(getpid());  // unique per run
+  const std::string out = base + "_out.txt", err = base + "_err.txt";
   const std::string cmd =
       "timeout 120 " + prefix + " " + CH07_EXE + " " + args + " >" + out + " 2>" + err;
   const int raw = std::system(cmd.c_str());
@@ -45,6 +46,8 @@ Output run(const std::string& args, const std::string& prefix = "") {
   r.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
   r.out = slurp(out);
   r.err = slurp(err);
+  std::remove(out.c_str());
+  std::remove(err.c_str());
   return r;
 }
 
@@ -140,11 +143,13 @@ TEST(PrintGroups, ImpossibleLayoutsExitTwoWithOneLine) {
 
 /// Runs the whole chapter under mpiexec with --json and returns the summary.
 nlohmann::json chapter_summary(int np, const std::string& args) {
-  const std::string json = ::testing::TempDir() + "/ch07_summary.json";
+  const std::string json = ::testing::TempDir() + "/ch07_" + std::to_string(getpid()) + "_summary.json";
   std::remove(json.c_str());
   const Output r = run("--quiet --json " + json + " " + args, mpiexec(np));
   EXPECT_EQ(r.status, 0) << r.out << r.err;
-  return nlohmann::json::parse(slurp(json));
+  const std::string text = slurp(json);
+  std::remove(json.c_str());
+  return nlohmann::json::parse(text);
 }
 
 std::vector<std::string> check_names(const nlohmann::json& s) {

@@ -4,7 +4,7 @@
 // EXERCISE lines, then build and run:
 //   cmake --build build/cpu --target ch07_ex1_coords && build/cpu/bin/ch07_ex1_coords
 // It prints PASSED when every rank of every test layout and order matches ProcessGrid.
-// Warm-up on paper: tp 2, pp 4, dp 2, order tp-sp-ep-dp-pp — what are the coordinates of rank 13?
+// Warm-up on paper: tp 2, pp 4, dp 2, order tp-sp-ep-dp-pp — what are the coordinates of rank 11?
 #include "chapters/07_hybrid_parallel/exercises/check.hpp"
 
 using namespace fivefold;
