@@ -17,8 +17,10 @@ build=$root/build/cpu
 if [[ $# -gt 0 && $1 != -* ]]; then build=$(cd "$1" && pwd); shift; fi
 chapter_args=("$@")
 
-# Ranks per chapter: 4 unless the chapter's default layout needs another world size.
+# Ranks per chapter (4 unless listed) and the chapter's own options, where the tour shows a
+# layout other than the chapter's default: chapter 07 on a tp 2 x dp 2 x pp 2 grid.
 declare -A NP=([ch07_hybrid_parallel]=8)
+declare -A ARGS=([ch07_hybrid_parallel]="--tp 2 --pp 2")
 default_np=4
 
 # The same MPI environment as the tests: FIVEFOLD_MPI_ENV in cmake/Fivefold.cmake (run as root,
@@ -41,13 +43,15 @@ rows=()   # "chapter ranks exit_status wall_ms json_path" per chapter
 for exe in "${chapters[@]}"; do
   name=$(basename "$exe")
   np=${NP[$name]:-$default_np}
+  read -r -a own_args <<< "${ARGS[$name]:-}"
   json=$out/$name.json
   rm -f "$json"
+  cmd=(mpirun --oversubscribe -np "$np" "$exe" "${own_args[@]}" --quiet --json "$json" "${chapter_args[@]}")
   echo
-  echo "== $name on $np ranks: mpirun --oversubscribe -np $np ${exe#"$root"/} --quiet --json ${json#"$root"/} ${chapter_args[*]}"
+  echo "== $name on $np ranks: ${cmd[*]//"$root"\//}"
   start=$(date +%s%N)
   status=0
-  mpirun --oversubscribe -np "$np" "$exe" --quiet --json "$json" "${chapter_args[@]}" || status=$?
+  "${cmd[@]}" || status=$?
   rows+=("$name $np $status $((($(date +%s%N) - start) / 1000000)) $json")
 done
 
