@@ -109,7 +109,8 @@ class Ops {
   /// Online-softmax merge, in place into (out, lse): given the attention of the same queries
   /// over two disjoint key sets, (out, lse) and (out_b, lse_b), writes the attention over their
   /// union: lse' = log(exp(lse) + exp(lse_b)), out' = out e^(lse - lse') + out_b e^(lse_b - lse').
-  /// A side with lse -inf has weight 0; both -inf gives out' 0, lse' -inf.
+  /// A side with lse -inf has weight 0; when both are -inf, (out, lse) stay as they are (out 0
+  /// by the convention of attention_forward).
   /// out, out_b [B, T, H, hd]; lse, lse_b [B, H, T].
   virtual void attention_merge(Tensor& out, Tensor& lse, const Tensor& out_b, const Tensor& lse_b) = 0;
 
