@@ -1,0 +1,47 @@
+// SPDX-License-Identifier: MIT
+/// @file tp_attention.hpp
+/// @brief Attention split by heads: rank r of the TP group owns H/tp query heads and Hkv/tp
+/// key/value heads (their q/k/v projection rows: column-parallel), their RoPE, causal softmax and
+/// KV cache, and the matching columns of o_proj (row-parallel).
+///
+/// Heads never talk to each other until o_proj, so the only communication is f before the block
+/// (backward: sum of the partial da) and g after it (forward: sum of the partial outputs), exactly
+/// as in the MLP. GQA: query head h reads kv head h / (H/Hkv); rank r's query heads
+/// r*H/tp .. (r+1)*H/tp-1 read kv heads r*Hkv/tp .. (r+1)*Hkv/tp-1, which are rank r's own, so
+/// the grouping survives the split whenever tp divides Hkv. The per-head work is the reference
+/// nn::Attention run on the shards (it takes its head counts as arguments for this reason).
+/// Leaves out: tp > Hkv (Megatron then replicates kv heads), sequence parallelism (chapter 05).
+#pragma once
+
+#include "backends/communicator.hpp"
+#include "common/model_config.hpp"
+#include "common/nn/attention.hpp"
+
+namespace fivefold::ch03 {
+
+/// One attention block on this rank's heads.
+class TpAttention {
+ public:
+  /// Over the shards q [H/tp*hd, C], k, v [Hkv/tp*hd, C], o [C, H/tp*hd] (value and grad handles)
+  /// of a model @p cfg split over @p tp.
+  TpAttention(Ops& ops, Communicator& tp, const ModelConfig& cfg, nn::AttentionWeights shards);
+  /// a [B, T, C] (replicated), pos int32 [T] -> y [B, T, C] (replicated; one all-reduce).
+  const Tensor& forward(const Tensor& a, const Tensor& pos);
+  /// dy [B, T, C] (replicated) -> da [B, T, C] (replicated; one all-reduce).
+  const Tensor& backward(const Tensor& dy);
+  /// Inference with this rank's slice of the KV cache ([B, S_max, Hkv/tp, hd]); one all-reduce.
+  const Tensor& forward_cached(const Tensor& a, std::int64_t start, nn::KvCache& cache);
+  /// Query heads on this rank.
+  int local_heads() const { return heads_; }
+  /// Key/value heads on this rank.
+  int local_kv_heads() const { return kv_heads_; }
+
+ private:
+  Ops* ops_;
+  Communicator* tp_;
+  int heads_, kv_heads_;
+  nn::Attention attn_;
+  Tensor y_, da_;
+};
+
+}  // namespace fivefold::ch03

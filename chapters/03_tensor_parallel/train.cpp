@@ -1,0 +1,203 @@
+// SPDX-License-Identifier: MIT
+// Training the serial and the TP model side by side (steps 6 and 7), with the checks, the
+// per-block communication table and the --dump of CONTRACT §3 (full tensors, gathered).
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+
+#include "chapters/03_tensor_parallel/steps.hpp"
+#include "chapters/03_tensor_parallel/tp_gather.hpp"
+#include "common/check.hpp"
+#include "common/npy.hpp"
+
+namespace fivefold::ch03 {
+
+namespace {
+
+/// Writes DIR/<sub>/<name>.npy of every full parameter (values, or gradients with @p grads),
+/// gathered from the shards; only where @p dir is not empty. Collective over the TP group.
+void dump_params(Communicator& tp, Ops& ops, TpParams& params, const std::string& dir, const std::string& sub,
+                 bool grads) {
+  for (nn::Param& p : params.all()) {
+    const Tensor full = gather_full(tp, ops, grads ? p.grad : p.value, split_of(p.name));
+    if (!dir.empty()) npy::save(dir + "/" + sub + "/" + p.name + ".npy", full);
+  }
+}
+
+void dump_config(const std::string& dir, const nlohmann::json& j) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  std::ofstream out(dir + "/config.json", std::ios::trunc);
+  out << j.dump(2) << '\n';
+  FIVEFOLD_CHECK(out.good(), "writing ", dir, "/config.json failed; check that --dump ", dir, " is writable");
+}
+
+/// Every shard vs its block of the serial model's values (or grads), merged into one check.
+CheckResult check_all(const std::string& name, TpParams& tpp, nn::ParamRegistry& ref, int rank, int tp, bool grads,
+                      double tol) {
+  CheckResult acc = compare(name, Tensor::zeros({1}), Tensor::zeros({1}), tol);
+  for (nn::Param& p : tpp.all()) {
+    const nn::Param& q = ref.get(p.name);
+    merge(acc, check_shard(name, grads ? p.grad : p.value, grads ? q.grad : q.value, split_of(p.name), rank, tp, tol));
+  }
+  return acc;
+}
+
+/// The replicated norm gains, compared bit for bit with the TP group's rank 0 (uncounted).
+CheckResult norms_identical(Communicator& tp, Ops& ops, TpParams& tpp) {
+  CheckResult acc = compare("replicated norm weights identical on every TP rank (bitwise)", Tensor::zeros({1}),
+                            Tensor::zeros({1}), 0.0);
+  for (nn::Param& p : tpp.all()) {
+    if (split_of(p.name) != Split::replicated) continue;
+    Tensor all = ops.empty({tp.size(), p.value.numel()});
+    uncounted(tp, [&] { tp.all_gather(p.value, all); });
+    const Tensor h = all.to(Device::host);
+    merge(acc, compare(acc.name, p.value, h.narrow(0, 1), 0.0));  // mine vs rank 0's
+  }
+  return acc;
+}
+
+/// Predicted all-reduce traffic of the block @p label in the forward (or backward).
+CommCost predicted_block(const ModelConfig& cfg, const std::string& label, bool backward) {
+  const std::int64_t N = static_cast<std::int64_t>(cfg.batch) * cfg.seq, C = cfg.dim;
+  if (label == "embedding") return backward ? CommCost{} : embedding_forward_cost(N, C);
+  if (label == "lm head + loss") return loss_cost(N);
+  if (label == "lm head") return head_backward_cost(N, C);
+  return block_cost(N, C);  // "layer l attention" / "layer l mlp"
+}
+
+}  // namespace
+
+void train(Context& ctx, Lab& lab, bool narrate) {
+  const ModelConfig& cfg = lab.o.cfg;
+  Communicator& tp = tp_group(ctx, lab);
+  const int n = tp.size(), r = tp.rank();
+  const std::string dir = narrate && ctx.rank() == 0 ? ctx.options.dump : "";
+  const bool dumping = narrate && !ctx.options.dump.empty();  // the same on every rank (gathers are collective)
+  lab.serial = std::make_unique<nn::Model>(ctx.ops, cfg);
+  lab.model = std::make_unique<TpModel>(ctx.ops, tp, cfg);
+  TpModel& model = *lab.model;
+  nn::Model& serial = *lab.serial;
+  nn::AdamW sopt(ctx.ops, nn::AdamWConfig::from(cfg), serial.params());
+  nn::AdamW topt(ctx.ops, nn::AdamWConfig::from(cfg));
+  for (nn::Param& p : model.params().all()) topt.add(p.value, p.grad);  // TUTORIAL: each rank updates its shards
+  if (narrate) ctx.check(check_all("initial shards == serial slices (exact)", model.params(), serial.params(), r, n,
+                                   false, 0.0));
+  if (dumping) {
+    if (!dir.empty()) {
+      nlohmann::json j = config_json(lab.o, ctx.size());
+      j["backend"] = ctx.options.backend;
+      dump_config(dir, j);
+    }
+    dump_params(tp, ctx.ops, model.params(), dir, "params", false);
+  }
+
+  Table blocks{"Step 0, all-reduces block by block (counted on rank 0 vs formula)",
+               {"pass", "block", "calls", "bytes", "predicted calls", "predicted bytes", "ring bytes/rank"}, {}};
+  bool backward = false;
+  OpCount last;
+  auto observe = [&](const std::string& label) {
+    const auto it = tp.counts().find("all_reduce");
+    const OpCount now = it == tp.counts().end() ? OpCount{} : it->second;
+    const CommCost want = predicted_block(cfg, label, backward);
+    const std::int64_t calls = now.calls - last.calls, bytes = now.payload_bytes - last.payload_bytes;
+    blocks.add({backward ? "backward" : "forward", label, std::to_string(calls), std::to_string(bytes),
+                std::to_string(want.calls), std::to_string(want.bytes),
+                human_bytes(ring_wire_bytes(static_cast<double>(bytes), n))});
+    last = now;
+  };
+
+  std::vector<float> losses, ref_losses;
+  CommCounts fwd0, bwd0, total;
+  double tp_seconds = 0, serial_seconds = 0;
+  for (int k = 0; k < cfg.steps; ++k) {
+    const nn::Batch batch = batch_of_step(lab.o, k);
+    auto t0 = std::chrono::steady_clock::now();
+    serial.zero_grad();
+    ref_losses.push_back(static_cast<float>(serial.forward(batch.inputs, batch.targets)));
+    serial.backward();
+    ctx.ops.synchronize();
+    serial_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+
+    t0 = std::chrono::steady_clock::now();
+    model.zero_grad();
+    tp.reset_counts();
+    backward = false;
+    last = OpCount{};
+    if (k == 0 && narrate) model.set_observer(observe);
+    losses.push_back(static_cast<float>(model.forward(batch.inputs, batch.targets)));
+    const CommCounts fwd = tp.counts();
+    tp.reset_counts();
+    backward = true;
+    last = OpCount{};
+    model.backward();
+    model.set_observer({});
+    const CommCounts bwd = tp.counts();
+    ctx.ops.synchronize();
+    tp_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    for (const CommCounts* c : {&fwd, &bwd})
+      for (const auto& [op, oc] : *c) total[op].calls += oc.calls, total[op].payload_bytes += oc.payload_bytes;
+
+    if (k == 0) {
+      fwd0 = fwd;
+      bwd0 = bwd;
+      if (narrate) {
+        ctx.check(check_shard("step-0 logits shard == serial columns", model.logits(), serial.logits(), Split::cols, r,
+                              n, 1e-5));
+        ctx.check(check_all("step-0 gradients == serial slices", model.params(), serial.params(), r, n, true, 1e-5));
+      }
+      if (dumping) {
+        if (!dir.empty()) {
+          npy::save(dir + "/inputs.npy", batch.inputs);
+          npy::save(dir + "/targets.npy", batch.targets);
+        }
+        const Tensor logits = gather_full(tp, ctx.ops, model.logits(), Split::cols);
+        if (!dir.empty()) npy::save(dir + "/logits.npy", logits);
+        dump_params(tp, ctx.ops, model.params(), dir, "grads", true);
+      }
+    }
+    if (!dir.empty() && lab.o.data == "stream") {
+      npy::save(dir + "/inputs_s" + std::to_string(k) + ".npy", batch.inputs);
+      npy::save(dir + "/targets_s" + std::to_string(k) + ".npy", batch.targets);
+    }
+    sopt.step();
+    topt.step();
+  }
+  if (!narrate) return;
+
+  show(ctx, blocks);
+  const std::int64_t N = static_cast<std::int64_t>(cfg.batch) * cfg.seq, C = cfg.dim;
+  ctx.narrator.say("Per layer and step: 2 all-reduces of [N, C] forward + 2 backward = 4 x " + human_bytes(4.0 * N * C) +
+                   " handed to all-reduce. Model per step: forward 2L+4 = " + std::to_string(2 * cfg.layers + 4) +
+                   " calls, backward 2L+1 = " + std::to_string(2 * cfg.layers + 1) + ".");
+  const CommCost f = model_forward_cost(cfg), b = model_backward_cost(cfg);
+  record(ctx, fwd0, n, "model forward (per step)", "all_reduce", f);
+  record(ctx, bwd0, n, "model backward (per step)", "all_reduce", b);
+  CommCost run{cfg.steps * (f.calls + b.calls), cfg.steps * (f.bytes + b.bytes)};
+  record(ctx, total, n, "training (" + std::to_string(cfg.steps) + " steps)", "all_reduce", run);
+  record(ctx, total, n, "training (" + std::to_string(cfg.steps) + " steps)", "all_gather", {});
+
+  Table lt{"Loss per step: TP vs serial", {"step", "tp", "serial"}, {}};
+  for (std::size_t k = 0; k < losses.size(); ++k)
+    lt.add({std::to_string(k), fmt("%.6f", losses[k]), fmt("%.6f", ref_losses[k])});
+  show(ctx, lt);
+  ctx.summary.loss.assign(losses.begin(), losses.end());
+  ctx.check(compare("loss per step == serial", Tensor::from_vector(losses, {cfg.steps}),
+                    Tensor::from_vector(ref_losses, {cfg.steps}), 1e-5));
+  ctx.check(check_all("parameters after " + std::to_string(cfg.steps) + " AdamW steps == serial slices",
+                      model.params(), serial.params(), r, n, false, 1e-4));
+  ctx.check(norms_identical(tp, ctx.ops, model.params()));
+  ctx.narrator.say("Time per training step (forward + backward, this rank): TP " +
+                   fmt("%.2f", 1e3 * tp_seconds / std::max(cfg.steps, 1)) + " ms, serial " +
+                   fmt("%.2f", 1e3 * serial_seconds / std::max(cfg.steps, 1)) +
+                   " ms (ranks share the cores here; see bench_tp for timings).");
+  if (dumping) {
+    if (!dir.empty()) {
+      npy::save(dir + "/loss.npy", Tensor::from_vector(losses, {cfg.steps}));
+      ctx.narrator.say("--dump: wrote " + dir + " (full tensors, gathered from the shards).");
+    }
+    dump_params(tp, ctx.ops, model.params(), dir, "final", false);
+  }
+}
+
+}  // namespace fivefold::ch03
