@@ -1,0 +1,134 @@
+// SPDX-License-Identifier: MIT
+/// @file dp_trainer.hpp
+/// @brief Data-parallel training of the reference model: DDP (naive, or bucketed with the
+/// all-reduce overlapped with the backward) and ZeRO stages 1, 2 and 3 (FSDP).
+///
+/// Every rank runs the whole model on its own slice of the global batch; the gradient every rank
+/// needs is the mean over the global batch, obtained with collectives in the group `comm`:
+/// | stage | parameters        | gradients           | AdamW m, v | collectives per step          |
+/// |-------|-------------------|---------------------|------------|-------------------------------|
+/// | 0     | full replica      | full, all-reduced   | full       | all-reduce (per param/bucket) |
+/// | 1     | full replica      | full, then a shard  | shard      | reduce-scatter + all-gather   |
+/// | 2     | full replica      | shard (per unit)    | shard      | per unit: RS in bwd, AG after |
+/// | 3     | shard             | shard (per unit)    | shard      | per unit: AG fwd, AG bwd, RS  |
+/// A rank's mean loss covers its own b_r sequences; the global mean is sum_r (b_r/B) * its mean,
+/// so each rank scales its gradients by b_r/B (1/n for an even split) before the sum.
+///
+/// What it leaves out: gradient accumulation over micro-batches, mixed precision, CPU offload,
+/// non-blocking reduce-scatter/all-gather (the Communicator has only iall_reduce; see README).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "backends/communicator.hpp"
+#include "backends/ops.hpp"
+#include "chapters/02_data_parallel/flat_layout.hpp"
+#include "chapters/02_data_parallel/unit_model.hpp"
+#include "common/model_config.hpp"
+#include "common/nn/adamw.hpp"
+#include "common/nn/data.hpp"
+
+namespace fivefold::ch02 {
+
+/// How to run data parallelism.
+struct DpConfig {
+  int zero = 0;            ///< ZeRO stage 0..3 (0 = DDP, replicated everything)
+  double bucket_mb = 0.0;  ///< stage 0: bucket size in MiB; 0 = naive, one all-reduce per parameter after backward
+  bool overlap = true;     ///< stage 0 with buckets: iall_reduce each bucket as soon as its gradients are complete
+  bool prefetch = true;    ///< stage 3: gather the next unit right after the current one (two workspaces)
+};
+
+/// Bytes one rank holds, by kind (what this trainer allocated; exact, counted per tensor).
+struct MemoryBytes {
+  std::int64_t params = 0;     ///< parameters: the replica, or the owned shard
+  std::int64_t grads = 0;      ///< gradients kept between steps: full, or the owned shard (+ RS output)
+  std::int64_t optimizer = 0;  ///< AdamW m and v
+  std::int64_t buffers = 0;    ///< communication buffers: gather/grad workspaces, staging copies
+  /// Sum of all four.
+  std::int64_t total() const { return params + grads + optimizer + buffers; }
+};
+
+/// Gradient bucket of stage 0: consecutive units, reduced together.
+struct Bucket {
+  int first_unit = 0;       ///< lowest unit (its backward completes the bucket)
+  int last_unit = 0;        ///< highest unit (its backward comes first)
+  std::int64_t offset = 0;  ///< start in the flat gradient buffer
+  std::int64_t numel = 0;   ///< elements
+};
+
+/// Seconds spent in the phases of the steps so far (this rank; sums over steps).
+struct StepTimes {
+  double forward = 0;       ///< forward pass (ZeRO-3 gathers included)
+  double backward = 0;      ///< backward pass (anything communicated during it included)
+  double exposed_comm = 0;  ///< communication after the backward (waiting for buckets, all-reduce, RS)
+  double comm_lifetime = 0; ///< stage 0 with overlap: post-to-observed-completion time of every bucket
+  double update = 0;        ///< optimizer step and the all-gather after it (stages 1, 2)
+  int steps = 0;            ///< steps timed
+};
+
+/// A data-parallel trainer over the ranks of one communicator.
+class DpTrainer {
+ public:
+  /// Builds the layout, the parameters (replicas, or this rank's shard drawn from the seed), the
+  /// optimizer and the unit model. Collective-free. @p comm is the data-parallel group.
+  DpTrainer(Ops& ops, Communicator& comm, const ModelConfig& cfg, const DpConfig& dc);
+  /// One step on this rank's sequences @p local, weighted @p weight = b_r / B in the global
+  /// mean: zero grads, forward, backward (+ communication), AdamW. Returns the local mean loss.
+  double step(const nn::Batch& local, double weight);
+  /// The parameters in registration order [Ψ], full: a copy, or gathered shards (uncounted).
+  Tensor dense_params();
+  /// The global-batch gradient of the last step in registration order [Ψ] (uncounted gathers).
+  Tensor dense_grads();
+  /// Logits [b_r, T, V] of this rank's last forward.
+  const Tensor& logits() const { return model_->logits(); }
+  /// The flat layout.
+  const FlatLayout& layout() const { return layout_; }
+  /// The stage-0 buckets (empty otherwise, or when naive).
+  const std::vector<Bucket>& buckets() const { return buckets_; }
+  /// Bytes this rank holds, by kind.
+  const MemoryBytes& memory() const { return mem_; }
+  /// Accumulated phase times.
+  const StepTimes& times() const { return times_; }
+  /// The configuration.
+  const DpConfig& config() const { return dc_; }
+
+ private:
+  Tensor alloc(std::int64_t numel, std::int64_t& category);
+  void build_buckets();
+  UnitHooks hooks();
+  void zero1_reduce();
+  void post_bucket(int b);
+  void progress();
+  void finish_buckets();
+  void gather_unit(int u);
+  void release_unit(int u);
+  void reduce_unit(int u);
+  void all_gather_params();
+  Tensor gather_shards(const Tensor& shard);
+  int slot_of(int u) const { return dc_.prefetch ? u % 2 : 0; }
+
+  Ops* ops_;
+  Communicator* comm_;
+  ModelConfig cfg_;
+  DpConfig dc_;
+  FlatLayout layout_;
+  int n_, r_;
+  MemoryBytes mem_;
+  Tensor params_, grads_;             // stages 0-2: full flat buffers (stage 2: grads_ unused)
+  Tensor param_shard_, grad_shard_;   // stages 1-3: this rank's slices (stage 1-2 param: a view)
+  Tensor send_;                       // stages 1-2: staging copy of the owned parameters for the all-gather
+  Tensor ws_[2], gws_;                // stages 2-3: gather workspaces (params), unit gradient workspace
+  int holder_[2] = {-1, -1};          // stage 3: which unit each workspace holds (-1: free)
+  std::unique_ptr<nn::AdamW> opt_;
+  std::unique_ptr<UnitModel> model_;
+  std::vector<Bucket> buckets_;
+  std::vector<std::unique_ptr<Request>> pending_;  // stage 0: posted bucket all-reduces
+  std::vector<double> posted_us_;                  // ... when each was posted (trace clock)
+  std::vector<bool> done_;
+  double weight_ = 1.0;
+  StepTimes times_;
+};
+
+}  // namespace fivefold::ch02

@@ -1,0 +1,43 @@
+// SPDX-License-Identifier: MIT
+// Step 5: ZeRO-3 / FSDP. Now the parameters are sharded too: rank r stores only its slice of
+// every unit, drawn straight from the seed (a shard equals the slice of the full initialisation).
+// A unit's full parameters exist only while it runs:
+//   forward:  all-gather unit u into a workspace -> forward of u -> release
+//   backward: all-gather unit u again -> backward of u -> reduce-scatter its gradient -> release
+// With prefetch, unit u+1 (u-1 in the backward) is gathered right after unit u, into a second
+// workspace, so that a non-blocking gather could overlap u's compute. Our Communicator has only
+// blocking all_gather/reduce_scatter, so here prefetch changes the order, not the time (README).
+// Bytes on the wire: 3(n-1)/n·Ψ per step (two gathers, one reduce-scatter), 1.5x DDP's.
+// Run: mpirun -np 4 build/cpu/bin/ch02_data_parallel --step 5 --trace zero3.trace.json
+//      mpirun -np 4 build/cpu/bin/ch02_data_parallel --zero 3 --layers 8 --quiet
+#include "chapters/02_data_parallel/dp_costs.hpp"
+#include "chapters/02_data_parallel/steps.hpp"
+#include "common/narrate.hpp"
+
+namespace fivefold::ch02 {
+
+void step5_zero3(Context& ctx, Lab& lab) {
+  if (skipped(ctx, lab, 5)) return;
+  const int n = ctx.size();
+  const DpConfig dc = dp_config(lab.o, 3);
+  const FlatLayout layout(model_units(lab.o.cfg), n, true);
+  const int U = layout.num_units();
+  ctx.narrator.say("Order of collectives in one step (" + std::to_string(U) + " units" +
+                   (dc.prefetch ? ", prefetch on: two gather workspaces" : ", prefetch off: one workspace") + "):");
+  std::string fwd = "  forward : ", bwd = "  backward: ";
+  for (int u = 0; u < U; ++u) fwd += "AG(" + layout.unit(u).name + ") fwd(" + layout.unit(u).name + ")" + (u + 1 < U ? " " : "");
+  for (int u = U - 1; u >= 0; --u)
+    bwd += "AG(" + layout.unit(u).name + ") bwd(" + layout.unit(u).name + ") RS(" + layout.unit(u).name + ")" + (u > 0 ? " " : "");
+  ctx.narrator.say(fwd + "\n" + bwd);
+  const RunResult res = train_dp(ctx, lab, dc, "zero3");
+  const MemoryBytes full = exact_memory(dp_config(lab.o, 0), FlatLayout(model_units(lab.o.cfg), 1, false));
+  ctx.say_ranks("stores parameters " + human_bytes(static_cast<double>(res.memory.params)) + " (" +
+                fmt("%.3f", static_cast<double>(res.memory.params) / full.params) + " of the full " +
+                human_bytes(static_cast<double>(full.params)) + "; 1/n = " + fmt("%.3f", 1.0 / n) +
+                "), workspaces " + human_bytes(static_cast<double>(res.memory.buffers)));
+  ctx.narrator.say("The workspaces hold at most " + std::string(dc.prefetch ? "two units" : "one unit") +
+                   " at a time whatever the depth, so with more layers the\nparameter memory per rank tends to Ψ/n: "
+                   "try --layers 16.");
+}
+
+}  // namespace fivefold::ch02

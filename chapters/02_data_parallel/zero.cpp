@@ -1,0 +1,77 @@
+// SPDX-License-Identifier: MIT
+// The ZeRO pieces of DpTrainer: reduce-scatter of the gradients (ZeRO-1: the whole flat buffer
+// after the backward; ZeRO-2/3: unit by unit during it), the all-gather of the updated
+// parameters (ZeRO-1/2), and ZeRO-3's gather of a unit into a workspace before it runs.
+#include "chapters/02_data_parallel/dp_trainer.hpp"
+
+#include "common/check.hpp"
+
+namespace fivefold::ch02 {
+
+void DpTrainer::zero1_reduce() {
+  // TUTORIAL: ZeRO-1: block r of the summed gradient lands on rank r; the rest is never needed.
+  comm_->reduce_scatter(grads_, grad_shard_);  // [padded] -> [padded / n]
+}
+
+void DpTrainer::reduce_unit(int u) {
+  const Segment& g = layout_.segment_of(u);
+  const Tensor full = gws_.flat(0, g.padded);              // [padded_u], this rank's (scaled) gradient
+  Tensor mine = grad_shard_.flat(g.shard_offset, g.shard(n_));  // [padded_u / n]
+  // TUTORIAL: ZeRO-2/3: reduce-scatter the unit right after its backward; the full gradient of
+  // the unit is dropped (its workspace is reused by the next unit).
+  comm_->reduce_scatter(full, mine);
+}
+
+void DpTrainer::all_gather_params() {
+  // TUTORIAL: ZeRO-1/2: every rank updated only its slice; the all-gather rebuilds the replica.
+  // The owned slice is copied out first: the input of a collective must not alias its output.
+  for (const Segment& g : layout_.segments()) {
+    const std::int64_t s = g.shard(n_);
+    Tensor mine = send_.flat(g.shard_offset, s);
+    mine.copy_from(params_.flat(g.offset + r_ * s, s));
+    Tensor all = params_.flat(g.offset, g.padded);
+    comm_->all_gather(mine, all);
+  }
+}
+
+void DpTrainer::gather_unit(int u) {
+  const int k = slot_of(u);
+  if (holder_[k] == u) return;  // prefetched already
+  FIVEFOLD_CHECK(holder_[k] == -1, "ZeRO-3: workspace ", k, " still holds unit ", holder_[k], " when unit ", u,
+                 " is gathered (release it after use)");
+  const Segment& g = layout_.segment_of(u);
+  const Tensor mine = param_shard_.flat(g.shard_offset, g.shard(n_));  // [padded_u / n]
+  Tensor full = ws_[k].flat(0, g.padded);                              // [padded_u]
+  // TUTORIAL: ZeRO-3: the unit's full parameters exist only from this gather until release.
+  comm_->all_gather(mine, full);
+  holder_[k] = u;
+}
+
+void DpTrainer::release_unit(int u) {
+  const int k = slot_of(u);
+  FIVEFOLD_CHECK(holder_[k] == u, "ZeRO-3: unit ", u, " released but workspace ", k, " holds unit ", holder_[k]);
+  holder_[k] = -1;  // TUTORIAL: "freed": the next gather into this workspace overwrites it
+}
+
+Tensor DpTrainer::gather_shards(const Tensor& shard) {
+  // Bookkeeping for the checks and the dump: not part of training, so not counted.
+  Tensor full = ops_->zeros({layout_.padded()});
+  const bool was = comm_->counting();
+  comm_->set_counting(false);
+  for (const Segment& g : layout_.segments()) {
+    Tensor all = full.flat(g.offset, g.padded);
+    comm_->all_gather(shard.flat(g.shard_offset, g.shard(n_)), all);
+  }
+  comm_->set_counting(was);
+  return full;
+}
+
+Tensor DpTrainer::dense_params() {
+  return layout_.to_dense(*ops_, dc_.zero <= 2 ? params_ : gather_shards(param_shard_));
+}
+
+Tensor DpTrainer::dense_grads() {
+  return layout_.to_dense(*ops_, dc_.zero == 0 ? grads_ : gather_shards(grad_shard_));
+}
+
+}  // namespace fivefold::ch02
