@@ -2,6 +2,7 @@
 #include "common/tensor.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <sstream>
@@ -10,6 +11,25 @@ namespace fivefold {
 
 namespace {
 DeviceAllocator* g_device_allocator = nullptr;
+
+// Per-device byte counters (index = Device): updated on every allocation and free.
+struct Counters {
+  std::atomic<std::int64_t> live{0}, peak{0}, allocations{0};
+};
+Counters g_counters[2];
+
+Counters& counters(Device d) { return g_counters[static_cast<int>(d)]; }
+
+void note_alloc(Device d, std::int64_t bytes) {
+  Counters& c = counters(d);
+  c.allocations.fetch_add(1, std::memory_order_relaxed);
+  const std::int64_t now = c.live.fetch_add(bytes, std::memory_order_relaxed) + bytes;
+  std::int64_t peak = c.peak.load(std::memory_order_relaxed);
+  while (now > peak && !c.peak.compare_exchange_weak(peak, now, std::memory_order_relaxed)) {
+  }
+}
+
+void note_free(Device d, std::int64_t bytes) { counters(d).live.fetch_sub(bytes, std::memory_order_relaxed); }
 
 DeviceAllocator& require_device_allocator() {
   FIVEFOLD_CHECK(g_device_allocator != nullptr,
@@ -37,6 +57,20 @@ std::string shape_str(const Shape& s) {
   return os.str();
 }
 
+MemoryStats memory_stats(Device device) {
+  const Counters& c = counters(device);
+  MemoryStats m;
+  m.live_bytes = c.live.load(std::memory_order_relaxed);
+  m.peak_bytes = c.peak.load(std::memory_order_relaxed);
+  m.allocations = c.allocations.load(std::memory_order_relaxed);
+  return m;
+}
+
+void reset_peak(Device device) {
+  Counters& c = counters(device);
+  c.peak.store(c.live.load(std::memory_order_relaxed), std::memory_order_relaxed);
+}
+
 void set_device_allocator(DeviceAllocator* a) { g_device_allocator = a; }
 DeviceAllocator* device_allocator() { return g_device_allocator; }
 
@@ -48,14 +82,25 @@ Tensor Tensor::empty(Shape shape, DType dtype, Device device) {
   t.device_ = device;
   // Always allocate at least one element so that a zero-size tensor is still "defined".
   const std::size_t bytes = std::max<std::size_t>(64, shape_numel(t.shape_) * dtype_size(dtype));
+  // memory_stats() counts the requested bytes, not the rounding above.
+  const std::int64_t counted = shape_numel(t.shape_) * static_cast<std::int64_t>(dtype_size(dtype));
   if (device == Device::host) {
     const std::size_t rounded = (bytes + 63) / 64 * 64;
     void* p = std::aligned_alloc(64, rounded);
     FIVEFOLD_CHECK(p != nullptr, "out of host memory allocating ", bytes, " bytes");
-    t.storage_ = std::shared_ptr<void>(p, [](void* q) { std::free(q); });
+    note_alloc(Device::host, counted);  // before the shared_ptr, whose deleter runs even if it throws
+    t.storage_ = std::shared_ptr<void>(p, [counted](void* q) {
+      std::free(q);
+      note_free(Device::host, counted);
+    });
   } else {
     DeviceAllocator& a = require_device_allocator();
-    t.storage_ = std::shared_ptr<void>(a.allocate(bytes), [&a](void* q) { a.deallocate(q); });
+    void* p = a.allocate(bytes);
+    note_alloc(Device::cuda, counted);
+    t.storage_ = std::shared_ptr<void>(p, [&a, counted](void* q) {
+      a.deallocate(q);
+      note_free(Device::cuda, counted);
+    });
   }
   return t;
 }

@@ -54,6 +54,19 @@ void set_device_allocator(DeviceAllocator* a);
 /// The registered allocator, or nullptr when no GPU backend is active.
 DeviceAllocator* device_allocator();
 
+/// Bytes of tensor memory on one device, counted by Tensor::empty and the storage deleter.
+/// Counts the bytes the tensors asked for (numel * dtype size), not the allocator's rounding,
+/// so the numbers can be compared exactly with formulas. Views share memory and count nothing.
+struct MemoryStats {
+  std::int64_t live_bytes = 0;   ///< bytes held by tensors alive now
+  std::int64_t peak_bytes = 0;   ///< maximum of live_bytes since start-up or the last reset_peak()
+  std::int64_t allocations = 0;  ///< number of allocations since start-up
+};
+/// Live and peak tensor bytes on @p device (thread-safe snapshot).
+MemoryStats memory_stats(Device device);
+/// Sets the peak of @p device to its current live bytes (start of a measured region).
+void reset_peak(Device device);
+
 /// A contiguous n-dimensional array of fp32 or int32 on the host or a GPU.
 class Tensor {
  public:

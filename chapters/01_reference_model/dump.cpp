@@ -1,0 +1,38 @@
+// SPDX-License-Identifier: MIT
+// The --dump files (see dump.hpp). npy::save creates the directories it needs.
+#include "chapters/01_reference_model/dump.hpp"
+
+#include <filesystem>
+#include <fstream>
+
+#include "common/check.hpp"
+#include "common/npy.hpp"
+
+namespace fivefold::ch01 {
+
+void Dump::config(const nlohmann::json& j) const {
+  if (!enabled()) return;
+  std::error_code ec;
+  std::filesystem::create_directories(dir_, ec);
+  const std::string path = dir_ + "/config.json";
+  std::ofstream out(path, std::ios::trunc);
+  out << j.dump(2) << '\n';
+  FIVEFOLD_CHECK(out.good(), "writing ", path, " failed; check that --dump ", dir_, " is a writable directory");
+}
+
+void Dump::tensor(const std::string& name, const Tensor& t) const {
+  if (enabled()) npy::save(dir_ + "/" + name + ".npy", t);
+}
+
+void Dump::params(const std::string& sub, const nn::ParamRegistry& reg, bool grads) const {
+  if (!enabled()) return;
+  for (const nn::Param& p : reg.all()) npy::save(dir_ + "/" + sub + "/" + p.name + ".npy", grads ? p.grad : p.value);
+}
+
+void Dump::losses(const std::vector<double>& loss) const {
+  if (!enabled()) return;
+  std::vector<float> l(loss.begin(), loss.end());
+  npy::save(dir_ + "/loss.npy", Tensor::from_vector(l, {static_cast<std::int64_t>(l.size())}));
+}
+
+}  // namespace fivefold::ch01

@@ -1,0 +1,39 @@
+// SPDX-License-Identifier: MIT
+/// @file dump.hpp
+/// @brief The --dump of CONTRACT §3 for the serial model, written by rank 0 during training:
+/// config.json, inputs/targets (and inputs_s<k>/targets_s<k> with "data": "stream"),
+/// params/ (initial), logits.npy and grads/ (step 0), loss.npy, final/ (after the last step).
+/// tests/ch01/check_dump.py re-derives the step-0 logits, loss and first AdamW step from it.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "common/nn/params.hpp"
+#include "common/tensor.hpp"
+
+namespace fivefold::ch01 {
+
+/// Writes the files of a dump into one directory (nothing when the directory is "").
+class Dump {
+ public:
+  /// A dump into @p dir ("" = disabled, e.g. on ranks other than 0).
+  explicit Dump(std::string dir) : dir_(std::move(dir)) {}
+  /// True when writing.
+  bool enabled() const { return !dir_.empty(); }
+  /// DIR/config.json.
+  void config(const nlohmann::json& j) const;
+  /// DIR/<name>.npy.
+  void tensor(const std::string& name, const Tensor& t) const;
+  /// DIR/<sub>/<param name>.npy for every parameter: values, or gradients when @p grads.
+  void params(const std::string& sub, const nn::ParamRegistry& reg, bool grads) const;
+  /// DIR/loss.npy, float32 [steps].
+  void losses(const std::vector<double>& loss) const;
+
+ private:
+  std::string dir_;
+};
+
+}  // namespace fivefold::ch01
