@@ -67,7 +67,9 @@ void check_model(const ModelConfig& cfg, bool expect_drops, std::uint64_t weight
       }
     }
     EXPECT_EQ(ours, base.routing) << "top-k choices or capacity drops differ from the reference";
-    if (expect_drops) EXPECT_GT(dropped, 0) << "this case is meant to exercise capacity drops";
+    if (expect_drops) {
+      EXPECT_GT(dropped, 0) << "this case is meant to exercise capacity drops";
+    }
   }
   bool flipped = false;
   for (nn::Param& p : model.params().all()) {

@@ -251,7 +251,9 @@ TEST(NnModel, SyntheticDataFollowsItsRule) {
   int hits = 0;
   for (std::size_t i = 0; i < in.size(); ++i) {
     hits += tg[i] == (3 * in[i] + 1) % 64;
-    if (i % 32 != 31) EXPECT_EQ(in[i + 1], tg[i]);  // targets are the inputs shifted by one
+    if (i % 32 != 31) {
+      EXPECT_EQ(in[i + 1], tg[i]);  // targets are the inputs shifted by one
+    }
   }
   EXPECT_NEAR(hits / double(in.size()), 0.9, 0.06);
   EXPECT_NE(nn::synthetic_batch(43, 64, 8, 32).inputs.to_ivector(), in);
