@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /// @file dump.hpp
 /// @brief The --dump of CONTRACT §3 for the serial model, written by rank 0 during training:
-/// config.json, inputs/targets (and inputs_s<k>/targets_s<k> with "data": "stream"),
+/// config.json, inputs/targets (and inputs_sK/targets_sK for every step K with "data": "stream"),
 /// params/ (initial), logits.npy and grads/ (step 0), loss.npy, final/ (after the last step).
 /// tests/ch01/check_dump.py re-derives the step-0 logits, loss and first AdamW step from it.
 #pragma once
@@ -25,9 +25,9 @@ class Dump {
   bool enabled() const { return !dir_.empty(); }
   /// DIR/config.json.
   void config(const nlohmann::json& j) const;
-  /// DIR/<name>.npy.
+  /// DIR/NAME.npy for @p name = NAME.
   void tensor(const std::string& name, const Tensor& t) const;
-  /// DIR/<sub>/<param name>.npy for every parameter: values, or gradients when @p grads.
+  /// DIR/SUB/PARAM.npy (SUB = @p sub) for every parameter: values, or gradients when @p grads.
   void params(const std::string& sub, const nn::ParamRegistry& reg, bool grads) const;
   /// DIR/loss.npy, float32 [steps].
   void losses(const std::vector<double>& loss) const;
