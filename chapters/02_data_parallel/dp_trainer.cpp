@@ -96,13 +96,14 @@ UnitHooks DpTrainer::hooks() {
   auto unit_grads = [this](int u) {  // unit u's gradients, wherever this stage keeps them
     return dc_.zero <= 1 ? grads_.flat(layout_.offset(u), layout_.unit(u).numel) : gws_.flat(0, layout_.unit(u).numel);
   };
-  if (dc_.zero == 3) {
-    h.before_forward = [this](int u) {
+  h.before_forward = [this](int u) {
+    if (dc_.zero == 3) {
       gather_unit(u);
       if (dc_.prefetch && u + 1 < layout_.num_units()) gather_unit(u + 1);  // TUTORIAL: prefetch the next unit
-    };
-    h.after_forward = [this](int u) { release_unit(u); };
-  }
+    }
+    note("fwd", u);
+  };
+  if (dc_.zero == 3) h.after_forward = [this](int u) { release_unit(u); };
   h.before_backward = [this](int u) {
     if (dc_.zero == 3) {
       gather_unit(u);  // TUTORIAL: gathered again: the forward freed it
@@ -113,6 +114,7 @@ UnitHooks DpTrainer::hooks() {
       ops_->fill(g, 0.0f);  // the padding too: it is summed by the reduce-scatter
     }
     progress();
+    note("bwd", u);
   };
   h.after_backward = [this, w, unit_grads](int u) {
     Tensor g = unit_grads(u);
@@ -128,14 +130,19 @@ UnitHooks DpTrainer::hooks() {
   return h;
 }
 
+void DpTrainer::note(const std::string& what, int u) {
+  if (calls_ == 1) schedule_.push_back(what + "(" + layout_.unit(u).name + ")");
+}
+
 double DpTrainer::step(const nn::Batch& local, double weight) {
   weight_ = weight;
+  ++calls_;
   const UnitHooks h = hooks();
   double t = now_s();
   auto lap = [&](double& acc) {
     ops_->synchronize();
     const double t1 = now_s();
-    acc += t1 - t;
+    if (calls_ > 1) acc += t1 - t;  // the first step is a warm-up
     t = t1;
   };
   if (grads_.defined()) ops_->fill(grads_, 0.0f);
@@ -149,7 +156,7 @@ double DpTrainer::step(const nn::Batch& local, double weight) {
   opt_->step();  // TUTORIAL: AdamW is elementwise: a shard's update equals that slice of the full one
   if (dc_.zero == 1 || dc_.zero == 2) all_gather_params();
   lap(times_.update);
-  ++times_.steps;
+  if (calls_ > 1) ++times_.steps;
   return loss;
 }
 
@@ -158,6 +165,7 @@ void DpTrainer::post_bucket(int b) {
   Tensor g = grads_.flat(buckets_[b].offset, buckets_[b].numel);
   // TUTORIAL: non-blocking: the backward of the next units runs while this bucket is reduced.
   pending_.push_back(comm_->iall_reduce(g));
+  if (calls_ == 1) schedule_.push_back("post AR(bucket " + std::to_string(b) + ")");
   posted_us_.push_back(Tracer::instance().now_us());
   done_.push_back(false);
 }
@@ -169,7 +177,7 @@ void DpTrainer::progress() {
     if (done_[i] || !pending_[i]->test()) continue;
     done_[i] = true;
     const double end = Tracer::instance().now_us();
-    times_.comm_lifetime += (end - posted_us_[i]) * 1e-6;
+    if (calls_ > 1) times_.comm_lifetime += (end - posted_us_[i]) * 1e-6;
     Tracer::instance().add(TraceEvent{"iall_reduce bucket " + std::to_string(i), "comm", posted_us_[i],
                                       end - posted_us_[i], 1});
   }
@@ -197,12 +205,13 @@ void DpTrainer::finish_buckets() {
   FIVEFOLD_CHECK(pending_.size() == buckets_.size(), "DpTrainer: ", pending_.size(), " of ", buckets_.size(),
                  " buckets were posted during the backward");
   TraceSpan span("wait for buckets", "comm");
+  if (calls_ == 1) schedule_.push_back("wait(buckets)");
   for (std::size_t i = 0; i < pending_.size(); ++i) {
     if (done_[i]) continue;
     pending_[i]->wait();  // TUTORIAL: the exposed part: communication the backward did not hide
     done_[i] = true;
     const double end = Tracer::instance().now_us();
-    times_.comm_lifetime += (end - posted_us_[i]) * 1e-6;
+    if (calls_ > 1) times_.comm_lifetime += (end - posted_us_[i]) * 1e-6;
     Tracer::instance().add(TraceEvent{"iall_reduce bucket " + std::to_string(i), "comm", posted_us_[i],
                                       end - posted_us_[i], 1});
   }

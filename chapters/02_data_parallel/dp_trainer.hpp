@@ -20,6 +20,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "backends/communicator.hpp"
@@ -58,14 +59,15 @@ struct Bucket {
   std::int64_t numel = 0;   ///< elements
 };
 
-/// Seconds spent in the phases of the steps so far (this rank; sums over steps).
+/// Seconds spent in the phases of the steps so far (this rank; sums over the steps after the
+/// first, which is a warm-up: first-touch allocations of activations and MPI connections).
 struct StepTimes {
   double forward = 0;       ///< forward pass (ZeRO-3 gathers included)
   double backward = 0;      ///< backward pass (anything communicated during it included)
   double exposed_comm = 0;  ///< communication after the backward (waiting for buckets, all-reduce, RS)
   double comm_lifetime = 0; ///< stage 0 with overlap: post-to-observed-completion time of every bucket
   double update = 0;        ///< optimizer step and the all-gather after it (stages 1, 2)
-  int steps = 0;            ///< steps timed
+  int steps = 0;            ///< steps timed (every step but the first)
 };
 
 /// A data-parallel trainer over the ranks of one communicator.
@@ -93,6 +95,8 @@ class DpTrainer {
   const StepTimes& times() const { return times_; }
   /// The configuration.
   const DpConfig& config() const { return dc_; }
+  /// What the first step did, in order: "fwd(u)", "bwd(u)", "AG(u)", "RS(u)", "post AR(bucket b)", ...
+  const std::vector<std::string>& schedule() const { return schedule_; }
 
  private:
   Tensor alloc(std::int64_t numel, std::int64_t& category);
@@ -129,6 +133,9 @@ class DpTrainer {
   std::vector<bool> done_;
   double weight_ = 1.0;
   StepTimes times_;
+  int calls_ = 0;                      // steps taken
+  std::vector<std::string> schedule_;  // recorded during the first step
+  void note(const std::string& what, int u);
 };
 
 }  // namespace fivefold::ch02

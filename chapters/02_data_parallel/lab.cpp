@@ -85,6 +85,18 @@ bool skipped(Context& ctx, const Lab& lab, int k) {
   return true;
 }
 
+std::string wrap_schedule(const std::vector<std::string>& schedule, std::size_t width) {
+  std::string out, line = " ";
+  for (const std::string& s : schedule) {
+    if (line.size() + 1 + s.size() > width) {
+      out += line + "\n";
+      line = " ";
+    }
+    line += " " + s;
+  }
+  return out + line;
+}
+
 void show(const Context& ctx, const Table& t) {
   if (!ctx.options.quiet) ctx.narrator.table(t);
 }

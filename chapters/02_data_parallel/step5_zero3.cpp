@@ -22,15 +22,12 @@ void step5_zero3(Context& ctx, Lab& lab) {
   const DpConfig dc = dp_config(lab.o, 3);
   const FlatLayout layout(model_units(lab.o.cfg), n, true);
   const int U = layout.num_units();
-  ctx.narrator.say("Order of collectives in one step (" + std::to_string(U) + " units" +
-                   (dc.prefetch ? ", prefetch on: two gather workspaces" : ", prefetch off: one workspace") + "):");
-  std::string fwd = "  forward : ", bwd = "  backward: ";
-  for (int u = 0; u < U; ++u) fwd += "AG(" + layout.unit(u).name + ") fwd(" + layout.unit(u).name + ")" + (u + 1 < U ? " " : "");
-  for (int u = U - 1; u >= 0; --u)
-    bwd += "AG(" + layout.unit(u).name + ") bwd(" + layout.unit(u).name + ") RS(" + layout.unit(u).name + ")" + (u > 0 ? " " : "");
-  ctx.narrator.say(fwd + "\n" + bwd);
+  ctx.narrator.say("Units: " + std::to_string(U) + " (embed, " + std::to_string(U - 2) + " decoder layers, head); " +
+                   (dc.prefetch ? "prefetch on: two gather workspaces" : "prefetch off: one gather workspace") + ".");
   const RunResult res = train_dp(ctx, lab, dc, "zero3");
-  const MemoryBytes full = exact_memory(dp_config(lab.o, 0), FlatLayout(model_units(lab.o.cfg), 1, false));
+  ctx.narrator.say("What one step did, in order (AG = all-gather of a unit's parameters, RS = reduce-scatter of its\n"
+                   "gradient; with prefetch the next unit's AG comes right after the current one's):\n" +
+                   wrap_schedule(res.schedule));  const MemoryBytes full = exact_memory(dp_config(lab.o, 0), FlatLayout(model_units(lab.o.cfg), 1, false));
   ctx.say_ranks("stores parameters " + human_bytes(static_cast<double>(res.memory.params)) + " (" +
                 fmt("%.3f", static_cast<double>(res.memory.params) / full.params) + " of the full " +
                 human_bytes(static_cast<double>(full.params)) + "; 1/n = " + fmt("%.3f", 1.0 / n) +

@@ -42,7 +42,11 @@ struct RunResult {
   StepTimes times;             ///< this rank's phase times
   CommCounts counts;           ///< what it communicated
   int buckets = 0;             ///< stage-0 buckets
+  std::vector<std::string> schedule;  ///< what the first step did, in order (DpTrainer::schedule)
 };
+
+/// @p schedule as lines of at most @p width characters, each indented by two spaces.
+std::string wrap_schedule(const std::vector<std::string>& schedule, std::size_t width = 100);
 
 /// What the steps share.
 struct Lab {

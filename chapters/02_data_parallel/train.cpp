@@ -112,6 +112,7 @@ RunResult train_dp(Context& ctx, Lab& lab, const DpConfig& dc, const std::string
     if (!known) ctx.comm(Context::entry(res.group, op, res.counts, 0, 0));
   }
   res.times = trainer.times();
+  res.schedule = trainer.schedule();
   // The summary's memory: the last run's bytes per rank (parameters; everything it held).
   const std::vector<std::string> all = ctx.gather(std::to_string(res.memory.params) + " " +
                                                   std::to_string(res.memory.total()));

@@ -20,6 +20,7 @@ void DpTrainer::reduce_unit(int u) {
   // TUTORIAL: ZeRO-2/3: reduce-scatter the unit right after its backward; the full gradient of
   // the unit is dropped (its workspace is reused by the next unit).
   comm_->reduce_scatter(full, mine);
+  note("RS", u);
 }
 
 void DpTrainer::all_gather_params() {
@@ -45,6 +46,7 @@ void DpTrainer::gather_unit(int u) {
   // TUTORIAL: ZeRO-3: the unit's full parameters exist only from this gather until release.
   comm_->all_gather(mine, full);
   holder_[k] = u;
+  note("AG", u);
 }
 
 void DpTrainer::release_unit(int u) {
