@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
-# The tour: runs every chapter executable of a build (bin/ch00_*, bin/ch01_*, ... in order)
+# The tour: runs every chapter executable of a build (bin/ch00_collectives, ... in order)
 # under mpirun with --quiet (each chapter prints its summary table only) and --json, then
 # prints one table: chapter, ranks, checks passed, communication matching its formula, time.
 # It builds nothing; build first (README):  cmake --preset cpu && cmake --build --preset cpu
@@ -29,8 +29,14 @@ while read -r assignment; do
   export "$assignment"
 done < <(sed -n '/^set(FIVEFOLD_MPI_ENV/,/)/p' "$root/cmake/Fivefold.cmake" | grep -o '[A-Za-z_][A-Za-z0-9_]*=[^ )]*')
 
+# The chapters are the directories chapters/NN_topic; each builds bin/chNN_topic (the exercise
+# programs beside it, chNN_ex*, are for the tests).
 shopt -s nullglob
-chapters=("$build"/bin/ch[0-9][0-9]_*)
+chapters=()
+for dir in "$root"/chapters/[0-9][0-9]_*/; do
+  exe=$build/bin/ch$(basename "$dir")
+  if [[ -x $exe ]]; then chapters+=("$exe"); fi
+done
 if [[ ${#chapters[@]} -eq 0 ]]; then
   echo "tour: no chapter executables in $build/bin; build first: cmake --preset cpu && cmake --build --preset cpu" >&2
   exit 1
