@@ -4,6 +4,7 @@
 // The ZeRO pieces (reduce-scatter, gathers, the update of a shard) are in zero.cpp.
 #include "chapters/02_data_parallel/dp_trainer.hpp"
 
+#include <algorithm>
 #include <chrono>
 
 #include "common/check.hpp"
@@ -64,7 +65,8 @@ DpTrainer::DpTrainer(Ops& ops, Communicator& comm, const ModelConfig& cfg, const
     add_to_optimizer(param_shard_, grad_shard_);
   }
   model_ = std::make_unique<UnitModel>(ops, cfg, layout_, values, grads);
-  if (dc.zero == 0 && dc.bucket_mb > 0) build_buckets();
+  if (dc.zero == 0 && dc.bucket_mb > 0)
+    buckets_ = make_buckets(layout_, std::max<std::int64_t>(1, static_cast<std::int64_t>(dc.bucket_mb * 1024 * 1024 / 4)));
 }
 
 Tensor DpTrainer::alloc(std::int64_t numel, std::int64_t& category) {
@@ -73,21 +75,32 @@ Tensor DpTrainer::alloc(std::int64_t numel, std::int64_t& category) {
   return t;
 }
 
-void DpTrainer::build_buckets() {
+std::vector<Bucket> make_buckets(const FlatLayout& layout, std::int64_t max_elements) {
   // TUTORIAL: buckets follow the BACKWARD order (the head's gradients are complete first), whole
-  // units at a time, each closed once it holds at least bucket_mb MiB.
-  const std::int64_t limit = static_cast<std::int64_t>(dc_.bucket_mb * 1024 * 1024 / 4);
+  // units at a time, each closed once it holds at least max_elements.
+  std::vector<Bucket> buckets;
   std::int64_t acc = 0;
-  int last = layout_.num_units() - 1;
-  for (int u = layout_.num_units() - 1; u >= 0; --u) {
-    acc += layout_.unit(u).numel;
-    if (acc >= limit || u == 0) {
-      const std::int64_t end = layout_.offset(last) + layout_.unit(last).numel;
-      buckets_.push_back(Bucket{u, last, layout_.offset(u), end - layout_.offset(u)});
+  int last = layout.num_units() - 1;
+  for (int u = layout.num_units() - 1; u >= 0; --u) {
+    acc += layout.unit(u).numel;
+    if (acc >= max_elements || u == 0) {
+      const std::int64_t end = layout.offset(last) + layout.unit(last).numel;
+      buckets.push_back(Bucket{u, last, layout.offset(u), end - layout.offset(u)});
       acc = 0;
       last = u - 1;
     }
   }
+  return buckets;
+}
+
+bool post_ready_bucket(Communicator& comm, Tensor& grads, const std::vector<Bucket>& buckets, int u,
+                       std::vector<std::unique_ptr<Request>>& pending) {
+  const std::size_t b = pending.size();  // the next bucket to post
+  if (b >= buckets.size() || buckets[b].first_unit != u) return false;  // its lowest unit finishes last
+  Tensor slice = grads.flat(buckets[b].offset, buckets[b].numel);
+  // TUTORIAL: non-blocking: the backward of the next units runs while this bucket is reduced.
+  pending.push_back(comm.iall_reduce(slice));
+  return true;
 }
 
 UnitHooks DpTrainer::hooks() {
@@ -122,8 +135,12 @@ UnitHooks DpTrainer::hooks() {
     if (dc_.zero >= 2) reduce_unit(u);
     if (dc_.zero == 3) release_unit(u);
     if (dc_.zero == 0 && dc_.overlap && !buckets_.empty()) {
-      const int b = static_cast<int>(pending_.size());
-      if (b < static_cast<int>(buckets_.size()) && buckets_[b].first_unit == u) post_bucket(b);
+      TraceSpan span("post iall_reduce", "comm");
+      if (post_ready_bucket(*comm_, grads_, buckets_, u, pending_)) {
+        posted_us_.push_back(Tracer::instance().now_us());
+        done_.push_back(false);
+        if (calls_ == 1) schedule_.push_back("post AR(bucket " + std::to_string(pending_.size() - 1) + ")");
+      }
       progress();
     }
   };
@@ -151,23 +168,16 @@ double DpTrainer::step(const nn::Batch& local, double weight) {
   model_->backward(h);
   lap(times_.backward);
   if (dc_.zero == 0) finish_buckets();
-  if (dc_.zero == 1) zero1_reduce();
   lap(times_.exposed_comm);
-  opt_->step();  // TUTORIAL: AdamW is elementwise: a shard's update equals that slice of the full one
-  if (dc_.zero == 1 || dc_.zero == 2) all_gather_params();
+  if (dc_.zero == 1) {
+    zero1_update(*comm_, params_, grads_, grad_shard_, send_, *opt_);
+  } else {
+    opt_->step();  // TUTORIAL: AdamW is elementwise: a shard's update equals that slice of the full one
+    if (dc_.zero == 2) all_gather_params();
+  }
   lap(times_.update);
   if (calls_ > 1) ++times_.steps;
   return loss;
-}
-
-void DpTrainer::post_bucket(int b) {
-  TraceSpan span("post iall_reduce", "comm");
-  Tensor g = grads_.flat(buckets_[b].offset, buckets_[b].numel);
-  // TUTORIAL: non-blocking: the backward of the next units runs while this bucket is reduced.
-  pending_.push_back(comm_->iall_reduce(g));
-  if (calls_ == 1) schedule_.push_back("post AR(bucket " + std::to_string(b) + ")");
-  posted_us_.push_back(Tracer::instance().now_us());
-  done_.push_back(false);
 }
 
 void DpTrainer::progress() {

@@ -59,6 +59,24 @@ struct Bucket {
   std::int64_t numel = 0;   ///< elements
 };
 
+/// Stage-0 buckets of @p layout: whole units in BACKWARD order (the last unit first), each
+/// closed once it holds at least @p max_elements elements (the last one may hold fewer).
+std::vector<Bucket> make_buckets(const FlatLayout& layout, std::int64_t max_elements);
+
+/// Stage 0, called right after unit @p u's backward (units finish from the last to the first):
+/// @p pending holds the requests of the buckets posted so far, so bucket pending.size() is the
+/// next; when unit u completes it, posts its non-blocking all-reduce over its slice of @p grads,
+/// appends the request to @p pending and returns true. (Exercise 1 is this function.)
+bool post_ready_bucket(Communicator& comm, Tensor& grads, const std::vector<Bucket>& buckets, int u,
+                       std::vector<std::unique_ptr<Request>>& pending);
+
+/// ZeRO-1 after the backward: reduce-scatter the (weighted) local gradient @p grads [padded] into
+/// @p grad_shard [padded/n], take one step of @p opt (built over this rank's slice of @p params
+/// and @p grad_shard), then all-gather the updated slices into @p params through the staging
+/// copy @p send [padded/n]. (Exercise 2 is this function.)
+void zero1_update(Communicator& comm, Tensor& params, const Tensor& grads, Tensor& grad_shard, Tensor& send,
+                  nn::AdamW& opt);
+
 /// Seconds spent in the phases of the steps so far (this rank; sums over the steps after the
 /// first, which is a warm-up: first-touch allocations of activations and MPI connections).
 struct StepTimes {
@@ -100,10 +118,7 @@ class DpTrainer {
 
  private:
   Tensor alloc(std::int64_t numel, std::int64_t& category);
-  void build_buckets();
   UnitHooks hooks();
-  void zero1_reduce();
-  void post_bucket(int b);
   void progress();
   void finish_buckets();
   void gather_unit(int u);

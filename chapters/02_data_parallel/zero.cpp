@@ -8,9 +8,19 @@
 
 namespace fivefold::ch02 {
 
-void DpTrainer::zero1_reduce() {
+void zero1_update(Communicator& comm, Tensor& params, const Tensor& grads, Tensor& grad_shard, Tensor& send,
+                  nn::AdamW& opt) {
+  const std::int64_t s = grad_shard.numel();
+  FIVEFOLD_CHECK(grads.numel() == s * comm.size() && params.numel() == grads.numel() && send.numel() == s,
+                 "zero1_update: params ", params.str(), ", grads ", grads.str(), ", grad_shard ", grad_shard.str(),
+                 " and send ", send.str(), " must be [padded], [padded], [padded/n], [padded/n]");
   // TUTORIAL: ZeRO-1: block r of the summed gradient lands on rank r; the rest is never needed.
-  comm_->reduce_scatter(grads_, grad_shard_);  // [padded] -> [padded / n]
+  comm.reduce_scatter(grads, grad_shard);  // [padded] -> [padded / n]
+  opt.step();  // AdamW on this rank's slice only (its m and v are [padded / n])
+  // Every rank updated only its slice; the all-gather rebuilds the replica. The slice is copied
+  // out first: the input of a collective must not alias its output.
+  send.copy_from(params.flat(comm.rank() * s, s));
+  comm.all_gather(send, params);
 }
 
 void DpTrainer::reduce_unit(int u) {

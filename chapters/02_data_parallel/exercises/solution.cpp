@@ -1,0 +1,17 @@
+// SPDX-License-Identifier: MIT
+// The exercise checks run on the chapter library's routines (the solutions), so ctest can show
+// that the checks pass on a correct answer: ch02_ex_solution bucket_reduce | zero1_update.
+#include <cstdio>
+#include <string>
+
+#include "chapters/02_data_parallel/exercises/check.hpp"
+
+using namespace fivefold;
+
+int main(int argc, char** argv) {
+  const std::string which = argc > 1 ? argv[1] : "";
+  if (which == "bucket_reduce") return ch02::check_bucket_reduce(argc, argv, ch02::post_ready_bucket);
+  if (which == "zero1_update") return ch02::check_zero1_update(argc, argv, ch02::zero1_update);
+  std::fprintf(stderr, "error: usage: ch02_ex_solution bucket_reduce|zero1_update (got '%s')\n", which.c_str());
+  return 2;
+}
