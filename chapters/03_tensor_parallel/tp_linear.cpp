@@ -3,6 +3,7 @@
 #include "chapters/03_tensor_parallel/tp_linear.hpp"
 
 #include "common/nn/layers.hpp"
+#include "common/trace.hpp"
 
 namespace fivefold::ch03 {
 
@@ -16,9 +17,15 @@ Shape with_last(const Shape& s, std::int64_t n) {
 
 }  // namespace
 
-void f_backward(Communicator& tp, Tensor& dx) { tp.all_reduce(dx); }  // TUTORIAL: f: identity fwd, sum in bwd
+void f_backward(Communicator& tp, Tensor& dx) {
+  TraceSpan span("all_reduce (f backward)", "comm");
+  tp.all_reduce(dx);  // TUTORIAL: f: identity in the forward, sum of the partial gradients in the backward
+}
 
-void g_forward(Communicator& tp, Tensor& y) { tp.all_reduce(y); }  // TUTORIAL: g: sum in fwd, identity bwd
+void g_forward(Communicator& tp, Tensor& y) {
+  TraceSpan span("all_reduce (g forward)", "comm");
+  tp.all_reduce(y);  // TUTORIAL: g: sum of the partial outputs in the forward, identity in the backward
+}
 
 const Tensor& ColumnParallelLinear::forward(const Tensor& x) {
   x_ = x;

@@ -4,6 +4,7 @@
 
 #include "common/check.hpp"
 #include "common/nn/attention.hpp"
+#include "common/trace.hpp"
 
 namespace fivefold::ch03 {
 
@@ -30,6 +31,7 @@ TpDecoderLayer::TpDecoderLayer(Ops& ops, Communicator& tp, TpParams& params, con
            params.get(layer_prefix(l) + "mlp.up_proj.weight"), params.get(layer_prefix(l) + "mlp.down_proj.weight")) {}
 
 const Tensor& TpDecoderLayer::forward(const Tensor& x, const Tensor& pos, const BlockObserver& seen) {
+  TraceSpan span("decoder layer forward", "compute");
   const Tensor& o = attn_.forward(norm1_.forward(x), pos);  // replicated norm, heads split, all-reduce
   nn::ensure(*ops_, h_, x.shape());
   ops_->add(h_, x, o);  // TUTORIAL: the residual stream is replicated: every rank adds the same numbers
@@ -42,6 +44,7 @@ const Tensor& TpDecoderLayer::forward(const Tensor& x, const Tensor& pos, const 
 }
 
 const Tensor& TpDecoderLayer::backward(const Tensor& dy, const BlockObserver& seen) {
+  TraceSpan span("decoder layer backward", "compute");
   const Tensor& dm = mlp_.backward(dy);
   nn::ensure(*ops_, dh_, dy.shape());
   ops_->add(dh_, norm2_.backward(dm), dy);  // dm replicated, so the norm gain's gradient is too
@@ -85,6 +88,7 @@ const Tensor& TpModel::forward_logits(const Tensor& tokens) {
 }
 
 double TpModel::forward(const Tensor& tokens, const Tensor& targets) {
+  TraceSpan span("tp forward", "compute");
   forward_logits(tokens);
   const double loss = head_.loss(targets);
   seen("lm head + loss");
@@ -92,6 +96,7 @@ double TpModel::forward(const Tensor& tokens, const Tensor& targets) {
 }
 
 void TpModel::backward() {
+  TraceSpan span("tp backward", "compute");
   const Tensor* dx = &final_norm_.backward(head_.backward());
   seen("lm head");
   for (auto it = layers_.rbegin(); it != layers_.rend(); ++it) dx = &(*it)->backward(*dx, seen_);

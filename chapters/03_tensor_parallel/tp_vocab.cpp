@@ -12,6 +12,7 @@
 #include "common/check.hpp"
 #include "common/nn/attention.hpp"
 #include "common/nn/layers.hpp"
+#include "common/trace.hpp"
 
 namespace fivefold::ch03 {
 
@@ -62,6 +63,7 @@ const Tensor& VocabParallelLmHead::forward(const Tensor& h) {
 }
 
 double VocabParallelLmHead::loss(const Tensor& targets) {
+  TraceSpan span("vocab-parallel cross-entropy", "compute");
   const std::int64_t vl = range_.size, n = logits_.numel() / vl;
   const std::vector<std::int32_t> t = host_ints(targets);
   FIVEFOLD_CHECK(static_cast<std::int64_t>(t.size()) == n, "VocabParallelLmHead::loss: targets ", targets.str(),
