@@ -45,11 +45,13 @@ Tensor random_tensor(Ops& ops, const Options& o, const std::string& name, const 
 CommEntry record(Context& ctx, const CommCounts& counted, int tp_size, const std::string& label, const std::string& op,
                  const CommCost& predicted) {
   const CommEntry e = Context::entry("tp:" + label, op, counted, predicted.calls, predicted.bytes);
+  // A ring all-reduce sends 2(n-1)/n of the buffer; a ring all-gather forwards n-1 blocks of the payload.
+  const double payload = static_cast<double>(e.payload_bytes);
+  const double wire = op == "all_gather" ? (tp_size - 1) * payload : ring_wire_bytes(payload, tp_size);
   ctx.comm(e);
   ctx.narrator.say("  comm " + label + ": " + std::to_string(e.calls) + " " + op + " (predicted " +
                    std::to_string(predicted.calls) + "), " + std::to_string(e.payload_bytes) + " bytes (predicted " +
-                   std::to_string(predicted.bytes) + "); each rank sends " +
-                   human_bytes(ring_wire_bytes(static_cast<double>(e.payload_bytes), tp_size)) +
+                   std::to_string(predicted.bytes) + "); each rank sends " + human_bytes(wire) +
                    " over its link in a ring -> " + (e.matches() ? "matches" : "MISMATCH"));
   return e;
 }

@@ -37,8 +37,28 @@ void step7_generation(Context& ctx, Lab& lab) {
   ctx.say_ranks("KV cache per layer [" + std::to_string(B) + ", " + std::to_string(P + G) + ", " +
                 std::to_string(cfg.kv_heads / n) + ", " + std::to_string(cfg.head_dim()) + "] (serial: " +
                 std::to_string(cfg.kv_heads) + " kv heads)");
+  // Per token: the counters' growth since the previous token vs the formula for that pass.
+  Table per{"All-reduces per generated token (rank 0): prefill of P tokens, then one token per pass",
+            {"token", "tokens in pass", "all_reduce calls", "bytes", "predicted calls", "predicted bytes",
+             "all_gather bytes"},
+            {}};
+  OpCount last_ar, last_ag;
+  std::int64_t k = 0;
+  lab.model->set_observer([&](const std::string&) {
+    const OpCount ar = tp.counts().count("all_reduce") ? tp.counts().at("all_reduce") : OpCount{};
+    const OpCount ag = tp.counts().count("all_gather") ? tp.counts().at("all_gather") : OpCount{};
+    const std::int64_t n_in = k == 0 ? P : 1;
+    const CommCost want = generation_all_reduce_cost(cfg, B, n_in, 1);
+    per.add({std::to_string(k), std::to_string(n_in), std::to_string(ar.calls - last_ar.calls),
+             std::to_string(ar.payload_bytes - last_ar.payload_bytes), std::to_string(want.calls),
+             std::to_string(want.bytes), std::to_string(ag.payload_bytes - last_ag.payload_bytes)});
+    last_ar = ar, last_ag = ag;
+    ++k;
+  });
   tp.reset_counts();
   const Tensor ours = lab.model->generate(prompt, static_cast<int>(G));
+  lab.model->set_observer({});
+  show(ctx, per);
   const CommCost ar = generation_all_reduce_cost(cfg, B, P, G), ag = generation_all_gather_cost(B, G);
   record(ctx, tp.counts(), n, "generation", "all_reduce", ar);
   record(ctx, tp.counts(), n, "generation", "all_gather", ag);
@@ -56,9 +76,9 @@ void step7_generation(Context& ctx, Lab& lab) {
   ctx.check(compare("generated tokens == serial greedy tokens (exact)", ours, ref, 0.0));
   const double per_token = 4.0 * B * cfg.dim;
   ctx.narrator.say("Per decoded token: 1 + 2L = " + std::to_string(1 + 2 * cfg.layers) + " all-reduces of [B, 1, C] = " +
-                   human_bytes(per_token) + " each, plus one all-gather of 2B floats. Tiny messages: decoding under\n"
-                   "TP is latency-bound (2L+1 collective start-ups per token), which is why TP stays on the fast\n"
-                   "links inside one node.");
+                   human_bytes(per_token) + " each, plus one all-gather of 2B floats.\n"
+                   "Tiny messages: decoding under TP is latency-bound (2L+1 collective start-ups per token),\n"
+                   "which is why TP stays on the fast links inside one node.");
 }
 
 }  // namespace fivefold::ch03

@@ -154,6 +154,7 @@ Tensor TpModel::generate(const Tensor& prompt, int new_tokens) {
     const Tensor& logits = head_.forward(final_norm_.forward(*x));  // [B, n, V/tp]
     const std::vector<std::int32_t> next = vocab_parallel_argmax(*tp_, *ops_, logits, n - 1, head_.range().start);
     for (std::int64_t b = 0; b < B; ++b) seq[b * total + cur] = next[b];
+    seen("token " + std::to_string(cur - P));
   }
   return Tensor::from_vector(seq, {B, total});
 }

@@ -26,7 +26,8 @@
 namespace fivefold::ch03 {
 
 /// Called after each block of a forward or backward with a label ("embedding", "layer 0
-/// attention", "lm head + loss", ...); lets a caller read the counters block by block.
+/// attention", "lm head + loss", ...), and after each generated token ("token k"); lets a caller
+/// read the counters block by block or token by token.
 using BlockObserver = std::function<void(const std::string& label)>;
 
 /// One decoder layer on this rank's shards.
