@@ -44,7 +44,9 @@ int main(int argc, char** argv) {
   };
   spec.add_options = [&](CLI::App& app) {
     add_model_options(app, o.cfg, /*with_moe=*/false);
-    app.add_option("--tp", o.tp, "tensor-parallel degree (default: the world size)")->check(kPositive);
+    app.add_option("--tp", o.tp, "tensor-parallel degree: ranks per TP group")
+        ->check(kPositive)
+        ->default_str("world size");
     app.add_option("--data", o.data, "training batches: stream (a fresh batch each step) or fixed (the same one)")
         ->check(CLI::IsMember({"stream", "fixed"}));
     app.add_option("--prompt", o.prompt, "prompt tokens in step 7")->check(kPositive);
