@@ -28,8 +28,9 @@ void step2_row(Context& ctx, Lab& lab) {
   const Tensor dy = random_tensor(ctx.ops, lab.o, "step2.dy", {N, C});  // upstream gradient, replicated
   const Tensor h_r = ctx.ops.upload(block_of(h, Split::cols, r, n));    // [N, F/tp]: what rank r holds
   ctx.narrator.say("y = h W^T with W = down_proj [C, F] = [" + std::to_string(C) + ", " + std::to_string(F) +
-                   "], split by input columns. Each rank holds only its F/tp columns of h (in the MLP these\n"
-                   "come straight out of the column-parallel layer before it):");
+                   "], split by input columns.\n"
+                   "Each rank holds only its F/tp columns of h (in the MLP they come straight out of the\n"
+                   "column-parallel layer before it):");
   tp.reset_counts();
   const Tensor& y = row.forward(h_r);
   ctx.say_ranks("holds W_r " + shape_of(w.value) + " (columns " + std::to_string(r * F / n) + ".." +
