@@ -46,13 +46,17 @@ double textbook_comm_bytes(int zero, std::int64_t psi, int n);
 
 /// Bytes per parameter of parameters, gradients and optimizer states.
 struct BytesPerParam {
-  double params = 4, grads = 4, optimizer = 8;  ///< fp32 AdamW (ours); the ZeRO paper: 2, 2, 12
+  double params = 4;     ///< parameters (fp32 here; 2 in the ZeRO paper's mixed precision)
+  double grads = 4;      ///< gradients (fp32 here; 2 in mixed precision)
+  double optimizer = 8;  ///< AdamW m and v (fp32 here; 12 in mixed precision: + fp32 master weights)
 };
 
 /// The textbook memory per rank of @p zero for Ψ = @p psi, n = @p n (see the table above);
 /// fields in bytes (no padding, no buffers).
 struct TextbookMemory {
-  double params = 0, grads = 0, optimizer = 0;  ///< bytes per rank
+  double params = 0;     ///< parameter bytes per rank
+  double grads = 0;      ///< gradient bytes per rank
+  double optimizer = 0;  ///< optimizer-state bytes per rank
   /// Sum of the three.
   double total() const { return params + grads + optimizer; }
 };

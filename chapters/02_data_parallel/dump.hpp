@@ -22,7 +22,7 @@ class DpDump {
   bool enabled() const { return enabled_; }
   /// config.json and params/ (the initial parameters, full).
   void begin();
-  /// inputs/targets of step 0 (and inputs_s<k>/targets_s<k> with --data stream).
+  /// inputs/targets of step 0 (and inputs_s&lt;k&gt;/targets_s&lt;k&gt; with --data stream).
   void batch(int k);
   /// Step 0: logits.npy (every rank's rows, gathered) and grads/ from @p dense_grads [Ψ].
   void step0(const Tensor& local_logits, const Tensor& dense_grads);
