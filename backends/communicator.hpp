@@ -20,6 +20,8 @@
 /// | barrier        | 0                                     |
 /// | isend / irecv  | the buffer sent / received, counted under "isend" / "irecv" |
 /// | iall_reduce    | buf (S), counted under "iall_reduce" (not "all_reduce") |
+/// | iall_gather    | in (S/n), counted under "iall_gather" |
+/// | ireduce_scatter| in (S), counted under "ireduce_scatter" |
 /// | split          | not counted (the new group counts its own calls under its name) |
 ///
 /// Calls are counted when they are made (a non-blocking call when it is posted, not when it
@@ -56,6 +58,13 @@ class Request {
   virtual void wait() = 0;
   /// True when complete (non-blocking test).
   virtual bool test() = 0;
+};
+
+/// A request that has already completed (what blocking fallbacks of non-blocking calls return).
+class CompletedRequest : public Request {
+ public:
+  void wait() override {}
+  bool test() override { return true; }
 };
 
 /// A group of ranks that communicate (MPI communicator or NCCL communicator).
@@ -99,6 +108,13 @@ class Communicator {
   virtual std::unique_ptr<Request> irecv(Tensor& buf, int peer, int tag = 0) = 0;
   /// Non-blocking all_reduce (MPI_Iallreduce / NCCL on a communication stream).
   virtual std::unique_ptr<Request> iall_reduce(Tensor& buf, ReduceOp op = ReduceOp::sum) = 0;
+  /// Non-blocking all_gather (MPI_Iallgather); keep both buffers alive and untouched until the
+  /// request completes. This default runs the blocking all_gather and returns a completed
+  /// request (same result and counts, no overlap) for implementations without their own.
+  virtual std::unique_ptr<Request> iall_gather(const Tensor& in, Tensor& out);
+  /// Non-blocking reduce_scatter (MPI_Ireduce_scatter_block); same rules and default as
+  /// iall_gather.
+  virtual std::unique_ptr<Request> ireduce_scatter(const Tensor& in, Tensor& out, ReduceOp op = ReduceOp::sum);
   /// Blocks until every rank of the group has arrived.
   virtual void barrier() = 0;
   /// Splits the group: ranks with the same @p color form a new group ordered by @p key.
@@ -130,5 +146,33 @@ class Communicator {
   CommCounts counts_;
   bool counting_ = true;
 };
+
+inline std::unique_ptr<Request> Communicator::iall_gather(const Tensor& in, Tensor& out) {
+  const bool was = counting_;
+  counting_ = false;  // counted once, under the non-blocking name
+  try {
+    all_gather(in, out);
+  } catch (...) {
+    counting_ = was;
+    throw;
+  }
+  counting_ = was;
+  count("iall_gather", in.nbytes());
+  return std::make_unique<CompletedRequest>();
+}
+
+inline std::unique_ptr<Request> Communicator::ireduce_scatter(const Tensor& in, Tensor& out, ReduceOp op) {
+  const bool was = counting_;
+  counting_ = false;
+  try {
+    reduce_scatter(in, out, op);
+  } catch (...) {
+    counting_ = was;
+    throw;
+  }
+  counting_ = was;
+  count("ireduce_scatter", in.nbytes());
+  return std::make_unique<CompletedRequest>();
+}
 
 }  // namespace fivefold

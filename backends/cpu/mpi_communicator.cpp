@@ -228,6 +228,33 @@ std::unique_ptr<Request> MpiCommunicator::iall_reduce(Tensor& buf, ReduceOp op) 
   return r;
 }
 
+std::unique_ptr<Request> MpiCommunicator::iall_gather(const Tensor& in, Tensor& out) {
+  check_host(in, "iall_gather");
+  check_host(out, "iall_gather");
+  FIVEFOLD_CHECK(out.numel() == in.numel() * size_ && in.dtype() == out.dtype(), "iall_gather: out ", out.str(),
+                 " must hold ", size_, " x in ", in.str());
+  count("iall_gather", in.nbytes());
+  auto r = std::make_unique<MpiRequest>();
+  const int n = count_int(in.numel(), "iall_gather");
+  mpi_ok(MPI_Iallgather(in.raw(), n, mpi_type(in.dtype()), out.raw(), n, mpi_type(out.dtype()), comm_, r->handle()),
+         "MPI_Iallgather");
+  return r;
+}
+
+std::unique_ptr<Request> MpiCommunicator::ireduce_scatter(const Tensor& in, Tensor& out, ReduceOp op) {
+  check_host(in, "ireduce_scatter");
+  check_host(out, "ireduce_scatter");
+  FIVEFOLD_CHECK(in.numel() == out.numel() * size_ && in.dtype() == out.dtype(), "ireduce_scatter: in ", in.str(),
+                 " must hold ", size_, " x out ", out.str());
+  check_reducible(in, op, "ireduce_scatter");
+  count("ireduce_scatter", in.nbytes());
+  auto r = std::make_unique<MpiRequest>();
+  mpi_ok(MPI_Ireduce_scatter_block(in.raw(), out.raw(), count_int(out.numel(), "ireduce_scatter"),
+                                   mpi_type(in.dtype()), mpi_op(op), comm_, r->handle()),
+         "MPI_Ireduce_scatter_block");
+  return r;
+}
+
 void MpiCommunicator::barrier() {
   TraceSpan span("barrier", "comm");
   count("barrier", 0);

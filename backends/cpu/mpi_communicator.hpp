@@ -42,6 +42,8 @@ class MpiCommunicator : public Communicator {
   std::unique_ptr<Request> isend(const Tensor& buf, int peer, int tag) override;
   std::unique_ptr<Request> irecv(Tensor& buf, int peer, int tag) override;
   std::unique_ptr<Request> iall_reduce(Tensor& buf, ReduceOp op) override;
+  std::unique_ptr<Request> iall_gather(const Tensor& in, Tensor& out) override;
+  std::unique_ptr<Request> ireduce_scatter(const Tensor& in, Tensor& out, ReduceOp op) override;
   void barrier() override;
   std::unique_ptr<Communicator> split(int color, int key, const std::string& name) override;
 
