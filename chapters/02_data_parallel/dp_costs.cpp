@@ -19,9 +19,18 @@ std::vector<OpPrediction> predicted_comm(const DpConfig& dc, const FlatLayout& l
     case 1:  // one reduce-scatter of the whole padded buffer, one all-gather of the shards
       return {{"reduce_scatter", S, S * padded}, {"all_gather", S, S * padded / n}};
     case 2:  // the same bytes, one call per unit (each unit padded on its own)
-      return {{"reduce_scatter", S * U, S * padded}, {"all_gather", S * U, S * padded / n}};
-    case 3:  // every unit gathered twice (forward, backward) and reduce-scattered once
-      return {{"all_gather", 2 * S * U, 2 * S * padded / n}, {"reduce_scatter", S * U, S * padded}};
+      return {{dc.overlap ? "ireduce_scatter" : "reduce_scatter", S * U, S * padded},
+              {"all_gather", S * U, S * padded / n}};
+    case 3: {  // every unit gathered twice (forward, backward) and reduce-scattered once
+      const char* rs = dc.overlap ? "ireduce_scatter" : "reduce_scatter";
+      if (!dc.prefetch) return {{"all_gather", 2 * S * U, 2 * S * padded / n}, {rs, S * U, S * padded}};
+      // With prefetch, only the first unit of each pass is gathered blocking (embed in the
+      // forward, head in the backward); every other gather was started one unit ahead.
+      const std::int64_t first = 4 * (layout.segment_of(0).padded + layout.segment_of(U - 1).padded) / n;
+      return {{"all_gather", 2 * S, S * first},
+              {"iall_gather", S * (2 * U - 2), S * (2 * padded / n - first)},
+              {rs, S * U, S * padded}};
+    }
     default:
       FIVEFOLD_CHECK(false, "predicted_comm: ZeRO stage ", dc.zero, " does not exist");
   }
@@ -31,8 +40,8 @@ std::vector<OpPrediction> predicted_comm(const DpConfig& dc, const FlatLayout& l
 double ring_wire_bytes(const std::string& op, double payload, int n) {
   const double f = static_cast<double>(n - 1) / n;
   if (op == "all_reduce" || op == "iall_reduce") return 2 * f * payload;  // reduce-scatter + all-gather
-  if (op == "reduce_scatter") return f * payload;                         // payload = the full buffer S
-  if (op == "all_gather") return (n - 1) * payload;                       // payload = one block S/n
+  if (op == "reduce_scatter" || op == "ireduce_scatter") return f * payload;  // payload = the full buffer S
+  if (op == "all_gather" || op == "iall_gather") return (n - 1) * payload;    // payload = one block S/n
   FIVEFOLD_CHECK(false, "ring_wire_bytes: unknown op ", op);
   return 0;
 }
@@ -69,13 +78,13 @@ MemoryBytes exact_memory(const DpConfig& dc, const FlatLayout& layout) {
       m.params = P;
       m.grads = P / n;
       m.optimizer = 2 * P / n;
-      m.buffers = P / n + W;
+      m.buffers = P / n + (dc.overlap ? 2 : 1) * W;
       break;
     case 3:  // shards only; one or two gather workspaces and one gradient workspace
       m.params = P / n;
       m.grads = P / n;
       m.optimizer = 2 * P / n;
-      m.buffers = (dc.prefetch ? 2 : 1) * W + W;
+      m.buffers = (dc.prefetch ? 2 : 1) * W + (dc.overlap ? 2 : 1) * W;
       break;
     default:
       FIVEFOLD_CHECK(false, "exact_memory: ZeRO stage ", dc.zero, " does not exist");

@@ -48,8 +48,8 @@ DpTrainer::DpTrainer(Ops& ops, Communicator& comm, const ModelConfig& cfg, const
   }
   if (dc.zero >= 1) grad_shard_ = alloc(s, mem_.grads);  // TUTORIAL: this rank's 1/n of the gradient
   if (dc.zero >= 2) {  // one unit's full gradient at a time, reduce-scattered right after its backward
-    gws_ = alloc(layout_.max_padded(), mem_.buffers);
-    for (int u = 0; u < U; ++u) grads[u] = gws_.flat(0, layout_.unit(u).numel);
+    for (int k = 0; k < (dc.overlap ? 2 : 1); ++k) gws_[k] = alloc(layout_.max_padded(), mem_.buffers);
+    for (int u = 0; u < U; ++u) grads[u] = gws_[gslot_of(u)].flat(0, layout_.unit(u).numel);
   }
   if (dc.zero == 0) add_to_optimizer(params_, grads_);
   if (dc.zero == 1 || dc.zero == 2) {  // the optimizer sees only the owned slice of each segment
@@ -107,23 +107,30 @@ UnitHooks DpTrainer::hooks() {
   UnitHooks h;
   const float w = static_cast<float>(weight_);
   auto unit_grads = [this](int u) {  // unit u's gradients, wherever this stage keeps them
-    return dc_.zero <= 1 ? grads_.flat(layout_.offset(u), layout_.unit(u).numel) : gws_.flat(0, layout_.unit(u).numel);
+    return dc_.zero <= 1 ? grads_.flat(layout_.offset(u), layout_.unit(u).numel)
+                         : gws_[gslot_of(u)].flat(0, layout_.unit(u).numel);
   };
   h.before_forward = [this](int u) {
     if (dc_.zero == 3) {
       gather_unit(u);
-      if (dc_.prefetch && u + 1 < layout_.num_units()) gather_unit(u + 1);  // TUTORIAL: prefetch the next unit
+      if (dc_.prefetch && u + 1 < layout_.num_units()) prefetch_unit(u + 1);  // TUTORIAL: runs during fwd(u)
     }
     note("fwd", u);
   };
-  if (dc_.zero == 3) h.after_forward = [this](int u) { release_unit(u); };
+  if (dc_.zero == 3) {
+    h.after_forward = [this](int u) {
+      progress();  // drives the prefetch of the next unit (MPI progress)
+      release_unit(u);
+    };
+  }
   h.before_backward = [this](int u) {
     if (dc_.zero == 3) {
       gather_unit(u);  // TUTORIAL: gathered again: the forward freed it
-      if (dc_.prefetch && u > 0) gather_unit(u - 1);
+      if (dc_.prefetch && u > 0) prefetch_unit(u - 1);
     }
     if (dc_.zero >= 2) {
-      Tensor g = gws_.flat(0, layout_.segment_of(u).padded);
+      complete(reduces_[gslot_of(u)]);  // this workspace's previous reduce-scatter must be done
+      Tensor g = gws_[gslot_of(u)].flat(0, layout_.segment_of(u).padded);
       ops_->fill(g, 0.0f);  // the padding too: it is summed by the reduce-scatter
     }
     progress();
@@ -168,6 +175,7 @@ double DpTrainer::step(const nn::Batch& local, double weight) {
   model_->backward(h);
   lap(times_.backward);
   if (dc_.zero == 0) finish_buckets();
+  for (InFlight& f : reduces_) complete(f);  // stages 2-3: the last reduce-scatters
   lap(times_.exposed_comm);
   if (dc_.zero == 1) {
     zero1_update(*comm_, params_, grads_, grad_shard_, send_, *opt_);
@@ -183,6 +191,8 @@ double DpTrainer::step(const nn::Batch& local, double weight) {
 void DpTrainer::progress() {
   // TUTORIAL: MPI moves a non-blocking collective forward only inside MPI calls (no progress
   // thread), so we test the pending requests between units: each test() is such a call.
+  for (InFlight& f : gathers_) poll(f);
+  for (InFlight& f : reduces_) poll(f);
   for (std::size_t i = 0; i < pending_.size(); ++i) {
     if (done_[i] || !pending_[i]->test()) continue;
     done_[i] = true;

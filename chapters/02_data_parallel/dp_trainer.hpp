@@ -9,13 +9,15 @@
 /// |-------|-------------------|---------------------|------------|-------------------------------|
 /// | 0     | full replica      | full, all-reduced   | full       | all-reduce (per param/bucket) |
 /// | 1     | full replica      | full, then a shard  | shard      | reduce-scatter + all-gather   |
-/// | 2     | full replica      | shard (per unit)    | shard      | per unit: RS in bwd, AG after |
-/// | 3     | shard             | shard (per unit)    | shard      | per unit: AG fwd, AG bwd, RS  |
+/// | 2     | full replica      | shard (per unit)    | shard      | per unit: iRS in bwd, AG after|
+/// | 3     | shard             | shard (per unit)    | shard      | per unit: AG fwd, AG bwd, iRS |
+/// (iRS: non-blocking reduce-scatter overlapping the next unit's backward; ZeRO-3's gathers of
+/// the next unit are started ahead with iall_gather when prefetching.)
 /// A rank's mean loss covers its own b_r sequences; the global mean is sum_r (b_r/B) * its mean,
 /// so each rank scales its gradients by b_r/B (1/n for an even split) before the sum.
 ///
 /// What it leaves out: gradient accumulation over micro-batches, mixed precision, CPU offload,
-/// non-blocking reduce-scatter/all-gather (the Communicator has only iall_reduce; see README).
+/// overlap of the optimizer step with communication.
 #pragma once
 
 #include <cstdint>
@@ -37,8 +39,13 @@ namespace fivefold::ch02 {
 struct DpConfig {
   int zero = 0;            ///< ZeRO stage 0..3 (0 = DDP, replicated everything)
   double bucket_mb = 0.0;  ///< stage 0: bucket size in MiB; 0 = naive, one all-reduce per parameter after backward
-  bool overlap = true;     ///< stage 0 with buckets: iall_reduce each bucket as soon as its gradients are complete
-  bool prefetch = true;    ///< stage 3: gather the next unit right after the current one (two workspaces)
+  /// Stage 0 with buckets: iall_reduce each bucket as soon as its gradients are complete; stages
+  /// 2-3: ireduce_scatter each unit's gradient while the next unit's backward runs (two gradient
+  /// workspaces). Off: blocking calls (stage 0: after the backward).
+  bool overlap = true;
+  /// Stage 3: start the next unit's all-gather (iall_gather) right after the current unit's,
+  /// into a second workspace, so it runs while the current unit computes.
+  bool prefetch = true;
 };
 
 /// Bytes one rank holds, by kind (what this trainer allocated; exact, counted per tensor).
@@ -83,7 +90,7 @@ struct StepTimes {
   double forward = 0;       ///< forward pass (ZeRO-3 gathers included)
   double backward = 0;      ///< backward pass (anything communicated during it included)
   double exposed_comm = 0;  ///< communication after the backward (waiting for buckets, all-reduce, RS)
-  double comm_lifetime = 0; ///< stage 0 with overlap: post-to-observed-completion time of every bucket
+  double comm_lifetime = 0; ///< non-blocking calls: post-to-observed-completion time, summed
   double update = 0;        ///< optimizer step and the all-gather after it (stages 1, 2)
   int steps = 0;            ///< steps timed (every step but the first)
 };
@@ -121,9 +128,20 @@ class DpTrainer {
   UnitHooks hooks();
   void progress();
   void finish_buckets();
+  /// A non-blocking call in flight (stages 2-3), traced on lane 1 from post to observed completion.
+  struct InFlight {
+    std::unique_ptr<Request> req;
+    std::string name;
+    double posted_us = 0;
+  };
+  void launch(InFlight& f, std::unique_ptr<Request> req, const std::string& name);
+  void poll(InFlight& f);
+  void complete(InFlight& f);
   void gather_unit(int u);
+  void prefetch_unit(int u);
   void release_unit(int u);
   void reduce_unit(int u);
+  int gslot_of(int u) const { return dc_.overlap ? u % 2 : 0; }
   void all_gather_params();
   Tensor gather_shards(const Tensor& shard);
   int slot_of(int u) const { return dc_.prefetch ? u % 2 : 0; }
@@ -138,8 +156,9 @@ class DpTrainer {
   Tensor params_, grads_;             // stages 0-2: full flat buffers (stage 2: grads_ unused)
   Tensor param_shard_, grad_shard_;   // stages 1-3: this rank's slices (stage 1-2 param: a view)
   Tensor send_;                       // stages 1-2: staging copy of the owned parameters for the all-gather
-  Tensor ws_[2], gws_;                // stages 2-3: gather workspaces (params), unit gradient workspace
+  Tensor ws_[2], gws_[2];             // stage 3: gather workspaces; stages 2-3: unit gradient workspaces
   int holder_[2] = {-1, -1};          // stage 3: which unit each workspace holds (-1: free)
+  InFlight gathers_[2], reduces_[2];  // stage 3 prefetches, stages 2-3 reduce-scatters, per workspace
   std::unique_ptr<nn::AdamW> opt_;
   std::unique_ptr<UnitModel> model_;
   std::vector<Bucket> buckets_;

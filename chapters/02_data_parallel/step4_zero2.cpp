@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: MIT
 // Step 4: ZeRO-2. After the reduce-scatter a rank needs only its slice of the gradient, so the
 // full gradient need not live either: each unit (embedding, a decoder layer, the head) is
-// reduce-scattered right after ITS backward, into the rank's gradient shard, and its full
-// gradient buffer is reused by the next unit. Persistent gradient memory drops from Ψ to Ψ/n
-// (plus one unit's workspace). Each unit is its own flat segment padded to a multiple of n,
+// reduce-scattered right after ITS backward, into the rank's gradient shard, with a
+// non-blocking ireduce_scatter that runs while the next unit's backward writes the other of two
+// gradient workspaces (--no-overlap: blocking, one workspace). Persistent gradient memory drops
+// from Ψ to Ψ/n (plus the unit workspaces). Each unit is its own flat segment padded to a multiple of n,
 // so every reduce-scatter and all-gather has equal blocks. Bytes on the wire: as ZeRO-1.
 // Run: mpirun -np 4 build/cpu/bin/ch02_data_parallel --step 4
 #include "chapters/02_data_parallel/steps.hpp"
@@ -23,11 +24,14 @@ void step4_zero2(Context& ctx, Lab& lab) {
            std::to_string(g.shard_offset)});
   }
   show(ctx, t);
-  ctx.narrator.say("Per step: backward of unit u -> reduce_scatter(unit u's gradient -> its slice of the shard) ->\n"
-                   "the next unit reuses the workspace; after the backward: AdamW on the shard, then one all-gather\n"
-                   "per unit rebuilds the parameter replica. Every rank holds: parameters full [" +
+  const bool overlap = !lab.o.no_overlap;
+  ctx.narrator.say("Per step: backward of unit u -> " + std::string(overlap ? "ireduce_scatter" : "reduce_scatter") +
+                   "(unit u's gradient -> its slice of the shard)" +
+                   (overlap ? ", in flight\nwhile the next unit's backward writes the other workspace" : "") +
+                   "; after the backward: AdamW on the shard, then one\nall-gather per unit rebuilds the parameter "
+                   "replica. Every rank holds: parameters full [" +
                    std::to_string(layout.padded()) + "], gradient shard [" + std::to_string(layout.shard()) +
-                   "], m and v [" + std::to_string(layout.shard()) + "] each, one unit's gradient workspace [" +
+                   "], m and v [" + std::to_string(layout.shard()) + "] each, " + std::string(overlap ? "two" : "one") + " unit gradient workspace(s) [" +
                    std::to_string(layout.max_padded()) + "].");
   train_dp(ctx, lab, dp_config(lab.o, 2), "zero2");
 }

@@ -4,9 +4,11 @@
 // A unit's full parameters exist only while it runs:
 //   forward:  all-gather unit u into a workspace -> forward of u -> release
 //   backward: all-gather unit u again -> backward of u -> reduce-scatter its gradient -> release
-// With prefetch, unit u+1 (u-1 in the backward) is gathered right after unit u, into a second
-// workspace, so that a non-blocking gather could overlap u's compute. Our Communicator has only
-// blocking all_gather/reduce_scatter, so here prefetch changes the order, not the time (README).
+// With prefetch, the gather of unit u+1 (u-1 in the backward) is STARTED right after unit u's,
+// with a non-blocking iall_gather into a second workspace, and waited for only when u+1 runs:
+// it travels while u computes. The reduce-scatters are non-blocking too (as in step 4). On the
+// CPU the calls progress at the Request::test() between units (MPI progress, see step 2); on
+// the CUDA backend the Communicator's default runs them blocking for now (README).
 // Bytes on the wire: 3(n-1)/n·Ψ per step (two gathers, one reduce-scatter), 1.5x DDP's.
 // Run: mpirun -np 4 build/cpu/bin/ch02_data_parallel --step 5 --trace zero3.trace.json
 //      mpirun -np 4 build/cpu/bin/ch02_data_parallel --zero 3 --layers 8 --quiet
@@ -26,7 +28,7 @@ void step5_zero3(Context& ctx, Lab& lab) {
                    (dc.prefetch ? "prefetch on: two gather workspaces" : "prefetch off: one gather workspace") + ".");
   const RunResult res = train_dp(ctx, lab, dc, "zero3");
   ctx.narrator.say("What one step did, in order (AG = all-gather of a unit's parameters, RS = reduce-scatter of its\n"
-                   "gradient; with prefetch the next unit's AG comes right after the current one's):\n" +
+                   "gradient; 'prefetch AG' = started without waiting, waited for when the unit runs):\n" +
                    wrap_schedule(res.schedule));  const MemoryBytes full = exact_memory(dp_config(lab.o, 0), FlatLayout(model_units(lab.o.cfg), 1, false));
   ctx.say_ranks("stores parameters " + human_bytes(static_cast<double>(res.memory.params)) + " (" +
                 fmt("%.3f", static_cast<double>(res.memory.params) / full.params) + " of the full " +

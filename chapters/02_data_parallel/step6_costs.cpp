@@ -63,8 +63,9 @@ void step6_costs(Context& ctx, Lab& lab) {
   ctx.narrator.say("textbook = (P + G + O) bytes per parameter with the sharded terms divided by n, no padding and no\n"
                    "buffers. Our exact formula adds: padding of each flat segment to a multiple of n; ZeRO-1 keeps the\n"
                    "full gradient AND its reduce-scatter output (Ψ/n); ZeRO-1/2 copy the owned slice out before the\n"
-                   "all-gather (an input must not alias the output); ZeRO-2 has one unit's gradient workspace and\n"
-                   "ZeRO-3 one or two gather workspaces plus one gradient workspace (the largest unit each).");
+                   "all-gather (an input must not alias the output); ZeRO-2 has one unit gradient workspace (two\n"
+                   "when the reduce-scatter overlaps the next unit's backward) and ZeRO-3 as many, plus one or two\n"
+                   "gather workspaces (two with prefetch); each workspace holds the largest unit.");
   ctx.narrator.table(com);
   ctx.narrator.say("payload = what the calls were handed (an all-gather counts its input block S/n); ring bytes sent =\n"
                    "2(n-1)/n S for an all-reduce, (n-1)/n S for a reduce-scatter or an all-gather of S. The padding\n"

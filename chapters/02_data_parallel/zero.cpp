@@ -5,6 +5,7 @@
 #include "chapters/02_data_parallel/dp_trainer.hpp"
 
 #include "common/check.hpp"
+#include "common/trace.hpp"
 
 namespace fivefold::ch02 {
 
@@ -23,13 +24,37 @@ void zero1_update(Communicator& comm, Tensor& params, const Tensor& grads, Tenso
   comm.all_gather(send, params);
 }
 
+void DpTrainer::launch(InFlight& f, std::unique_ptr<Request> req, const std::string& name) {
+  f.req = std::move(req);
+  f.name = name;
+  f.posted_us = Tracer::instance().now_us();
+}
+
+void DpTrainer::poll(InFlight& f) {
+  if (f.req && f.req->test()) complete(f);
+}
+
+void DpTrainer::complete(InFlight& f) {
+  if (!f.req) return;
+  f.req->wait();
+  f.req.reset();
+  const double end = Tracer::instance().now_us();
+  if (calls_ > 1) times_.comm_lifetime += (end - f.posted_us) * 1e-6;
+  Tracer::instance().add(TraceEvent{f.name, "comm", f.posted_us, end - f.posted_us, 1});
+}
+
 void DpTrainer::reduce_unit(int u) {
   const Segment& g = layout_.segment_of(u);
-  const Tensor full = gws_.flat(0, g.padded);              // [padded_u], this rank's (scaled) gradient
+  const int k = gslot_of(u);
+  const Tensor full = gws_[k].flat(0, g.padded);                // [padded_u], this rank's (scaled) gradient
   Tensor mine = grad_shard_.flat(g.shard_offset, g.shard(n_));  // [padded_u / n]
-  // TUTORIAL: ZeRO-2/3: reduce-scatter the unit right after its backward; the full gradient of
-  // the unit is dropped (its workspace is reused by the next unit).
-  comm_->reduce_scatter(full, mine);
+  // TUTORIAL: ZeRO-2/3: reduce-scatter the unit right after its backward, while the next unit's
+  // backward runs (it writes the OTHER workspace); the unit's full gradient is then dropped.
+  if (dc_.overlap) {
+    launch(reduces_[k], comm_->ireduce_scatter(full, mine), "reduce_scatter " + layout_.unit(u).name);
+  } else {
+    comm_->reduce_scatter(full, mine);
+  }
   note("RS", u);
 }
 
@@ -45,9 +70,26 @@ void DpTrainer::all_gather_params() {
   }
 }
 
+void DpTrainer::prefetch_unit(int u) {
+  const int k = slot_of(u);
+  if (holder_[k] == u) return;
+  FIVEFOLD_CHECK(holder_[k] == -1, "ZeRO-3: workspace ", k, " still holds unit ", holder_[k], " when unit ", u,
+                 " is prefetched (release it after use)");
+  const Segment& g = layout_.segment_of(u);
+  const Tensor mine = param_shard_.flat(g.shard_offset, g.shard(n_));
+  Tensor full = ws_[k].flat(0, g.padded);
+  // TUTORIAL: non-blocking: the gather of the next unit runs while the current one computes.
+  launch(gathers_[k], comm_->iall_gather(mine, full), "all_gather " + layout_.unit(u).name);
+  holder_[k] = u;
+  note("prefetch AG", u);
+}
+
 void DpTrainer::gather_unit(int u) {
   const int k = slot_of(u);
-  if (holder_[k] == u) return;  // prefetched already
+  if (holder_[k] == u) {  // prefetched: wait until it has arrived
+    complete(gathers_[k]);
+    return;
+  }
   FIVEFOLD_CHECK(holder_[k] == -1, "ZeRO-3: workspace ", k, " still holds unit ", holder_[k], " when unit ", u,
                  " is gathered (release it after use)");
   const Segment& g = layout_.segment_of(u);

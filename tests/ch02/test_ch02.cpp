@@ -4,7 +4,8 @@
 // and DpTrainer for every stage against serial training on the global batch (nn::Model + AdamW):
 // losses, step-0 gradients and the parameters after several steps, counted communication == the
 // predicted formula, memory == the exact formula, ZeRO-3's ~1/n parameters per rank; and that
-// the checks can fail (a wrong weighting of an uneven split is caught).
+// the checks can fail (a wrong weighting of an uneven split is caught); the non-blocking
+// iall_gather / ireduce_scatter of the MPI communicator against the blocking ones.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -122,6 +123,33 @@ DpRun train(const ModelConfig& c, const DpConfig& dc, bool uniform_weight = fals
   return run;
 }
 
+TEST(Communicator, NonBlockingGatherAndReduceScatterMatchTheBlockingOnes) {
+  Backend& b = backend();
+  std::unique_ptr<Communicator> comm = b.world->split(0, b.world->rank(), "nb");
+  const int n = comm->size(), r = comm->rank();
+  const std::int64_t s = 5;
+  Tensor mine = Tensor::empty({s}), full = Tensor::empty({s * n});
+  for (std::int64_t i = 0; i < s; ++i) mine.at<float>(i) = static_cast<float>(100 * r + i);
+  for (std::int64_t i = 0; i < s * n; ++i) full.at<float>(i) = static_cast<float>((r + 1) * (i % 7));
+  Tensor got_ag = Tensor::zeros({s * n}), want_ag = Tensor::zeros({s * n});
+  Tensor got_rs = Tensor::zeros({s}), want_rs = Tensor::zeros({s});
+  comm->all_gather(mine, want_ag);
+  comm->reduce_scatter(full, want_rs);
+  std::unique_ptr<Request> a = comm->iall_gather(mine, got_ag);
+  std::unique_ptr<Request> c = comm->ireduce_scatter(full, got_rs);
+  while (!a->test()) {
+  }
+  c->wait();
+  EXPECT_EQ(rel_err(got_ag, want_ag), 0.0);
+  EXPECT_EQ(rel_err(got_rs, want_rs), 0.0);
+  // Counted under their own names, payload as the blocking calls (in: S/n and S).
+  ASSERT_TRUE(comm->counts().count("iall_gather") && comm->counts().count("ireduce_scatter"));
+  EXPECT_EQ(comm->counts().at("iall_gather").calls, 1);
+  EXPECT_EQ(comm->counts().at("iall_gather").payload_bytes, 4 * s);
+  EXPECT_EQ(comm->counts().at("ireduce_scatter").payload_bytes, 4 * s * n);
+  EXPECT_EQ(comm->counts().at("all_gather").calls, 1);
+}
+
 TEST(FlatLayout, SegmentsArePaddedAndShardsTileTheBuffer) {
   const int n = backend().world->size();
   for (const bool per_unit : {false, true}) {
@@ -219,6 +247,21 @@ TEST_P(EveryStage, EqualsSerialTrainingOnTheGlobalBatch) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Stages, EveryStage, ::testing::Values(0, 10, 1, 2, 3));
+
+TEST(Stages, BlockingVariantsGiveTheSameNumbers) {
+  const ModelConfig c = tiny(3);
+  for (int zero : {2, 3}) {
+    DpConfig dc;
+    dc.zero = zero;
+    const DpRun overlapped = train(c, dc);
+    dc.overlap = false;
+    dc.prefetch = false;
+    const DpRun blocking = train(c, dc);
+    // Not bitwise: MPI's non-blocking reduce-scatter may sum the ranks in another order.
+    EXPECT_LE(rel_err(overlapped.final, blocking.final), 1e-6) << "ZeRO-" << zero;
+    EXPECT_FALSE(blocking.counts.count("ireduce_scatter") || blocking.counts.count("iall_gather"));
+  }
+}
 
 TEST(Stages, AgreeWithEachOther) {
   const ModelConfig c = tiny();
