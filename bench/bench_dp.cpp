@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 // bench_dp: one data-parallel training step (chapter 02's DpTrainer) per iteration, for every
 // stage — naive DDP, bucketed DDP with the all-reduce overlapped with the backward and without,
-// ZeRO-1, ZeRO-2, ZeRO-3 with and without prefetch — at the world size it is launched with (run
+// ZeRO-1, ZeRO-2 with its reduce-scatters overlapped or blocking, ZeRO-3 with prefetch and
+// overlapped reduce-scatters or all blocking — at the world size it is launched with (run
 // it at several -np to see the step time vs the data-parallel degree). The global batch is
 // fixed, so each rank's share shrinks as 1/n (strong scaling).
 // Time = max over ranks of one step (a step ends when the slowest rank ends), fixed iteration
@@ -140,8 +141,8 @@ int main(int argc, char** argv) {
     const Variant variants[] = {
         {"ddp_naive", dc(0, 0, true, true)},          {"ddp_buckets_overlap", dc(0, bucket_mb, true, true)},
         {"ddp_buckets_after_bwd", dc(0, bucket_mb, false, true)}, {"zero1", dc(1, 0, true, true)},
-        {"zero2", dc(2, 0, true, true)},              {"zero3_prefetch", dc(3, 0, true, true)},
-        {"zero3_no_prefetch", dc(3, 0, true, false)},
+        {"zero2", dc(2, 0, true, true)},              {"zero2_blocking", dc(2, 0, false, true)},
+        {"zero3_prefetch", dc(3, 0, true, true)},     {"zero3_blocking", dc(3, 0, false, false)},
     };
     for (const Variant& v : variants) {
       const std::string name = std::string(v.name) + "/np" + std::to_string(size);
