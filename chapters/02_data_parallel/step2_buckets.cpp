@@ -70,8 +70,10 @@ void step2_buckets(Context& ctx, Lab& lab) {
                    " ms when not overlapped), with " + std::to_string(on.buckets) + " bucket(s).");
   ctx.narrator.say("How much hides depends on the machine: with more ranks than cores (oversubscribed), ranks wait for\n"
                    "each other's time slices and little overlaps; the CPU's 'overlap' also needs the test() calls to\n"
-                   "make MPI progress, and a small model leaves little backward to hide behind. Timings vary run to\n"
-                   "run; the counted calls and bytes below do not. Lifetimes are post -> completion OBSERVED at a\n"
+                   "make MPI progress, and a small model leaves little backward to hide behind. Open MPI runs its\n"
+                   "non-blocking collectives with another implementation (libnbc) than the blocking ones, which\n"
+                   "can be slower, so the overlapped run can even lose (hidden share 0%). Timings vary run to run;\n"
+                   "the counted calls and bytes below do not. Lifetimes are post -> completion OBSERVED at a\n"
                    "test() or the final wait, an upper bound on the real transfer time.");
   if (ctx.options.trace.empty())
     ctx.narrator.say("Run with --trace FILE and open it in https://ui.perfetto.dev: tid 1 shows the bucket all-reduces\n"
