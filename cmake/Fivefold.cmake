@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: MIT
 # Helpers shared by every CMakeLists: add a chapter executable, add an MPI test at several
-# world sizes.
+# world sizes, add a chapter exercise with its expected-to-fail and solution tests.
 
 # The environment every MPI launch of ours gets (tests and the tour): allow root (CI runs as
 # root), allow more ranks than cores, and avoid the ptrace-based single-copy path that fails
@@ -52,4 +52,32 @@ function(fivefold_add_mpi_test name)
       set_tests_properties(${test} PROPERTIES PASS_REGULAR_EXPRESSION "${ARG_PASS_REGULAR_EXPRESSION}")
     endif()
   endforeach()
+endfunction()
+
+# fivefold_add_exercise(<chapter> <exercise> NP <n...> SOLUTION_NP <n...>)
+# One chapter exercise, e.g. fivefold_add_exercise(ch00 ex1_reduce_scatter NP 3 SOLUTION_NP 2 3 5)
+# in chapters/<chapter>_*/exercises. The first call in a directory builds the shared check
+# (check.cpp -> fivefold_<chapter>_exercise_check, on top of fivefold_<chapter>) and the solution
+# program (solution.cpp -> <chapter>_ex_solution). Every call builds <exercise>.cpp into
+# <chapter>_<exercise> and, with tests on, registers <chapter>_<exercise>.np<n> as expected to
+# FAIL (the untouched exercise) and <chapter>_<exercise>.solution.np<n> as expected to pass
+# (`<chapter>_ex_solution <name>`, where <name> is <exercise> without its exN_ prefix).
+function(fivefold_add_exercise chapter exercise)
+  cmake_parse_arguments(ARG "" "" "NP;SOLUTION_NP" ${ARGN})
+  set(check fivefold_${chapter}_exercise_check)
+  if(NOT TARGET ${check})
+    add_library(${check} STATIC check.cpp)
+    target_link_libraries(${check} PUBLIC fivefold_${chapter})
+    add_executable(${chapter}_ex_solution solution.cpp)
+    target_link_libraries(${chapter}_ex_solution PRIVATE ${check})
+  endif()
+  add_executable(${chapter}_${exercise} ${exercise}.cpp)
+  target_link_libraries(${chapter}_${exercise} PRIVATE ${check})
+  if(FIVEFOLD_BUILD_TESTS)
+    string(REGEX REPLACE "^ex[0-9]+_" "" routine ${exercise})
+    fivefold_add_mpi_test(${chapter}_${exercise} COMMAND ${chapter}_${exercise} NP ${ARG_NP}
+                          LABELS exercise TIMEOUT 60 WILL_FAIL)
+    fivefold_add_mpi_test(${chapter}_${exercise}.solution COMMAND ${chapter}_ex_solution ${routine}
+                          NP ${ARG_SOLUTION_NP} LABELS exercise TIMEOUT 60)
+  endif()
 endfunction()
