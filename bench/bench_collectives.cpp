@@ -13,16 +13,13 @@
 //       mpirun -np 2 build/cuda/bin/bench_collectives --backend=cuda   (or FIVEFOLD_BACKEND=cuda)
 // S is rounded down to a multiple of 4n bytes so every rank has an equal block.
 #include <benchmark/benchmark.h>
-#include <mpi.h>
 
 #include <algorithm>
-#include <cstdio>
-#include <cstdlib>
-#include <cstring>
 #include <string>
 #include <vector>
 
 #include "backends/backend.hpp"
+#include "bench/bench_mpi.hpp"
 #include "chapters/00_collectives/cost_model.hpp"
 #include "chapters/00_collectives/ring.hpp"
 #include "common/check.hpp"
@@ -73,12 +70,10 @@ void bm_collective(benchmark::State& state, std::string op, bool hand) {
   std::vector<double> times;
   times.reserve(static_cast<std::size_t>(state.max_iterations));
   for (auto _ : state) {
-    MPI_Barrier(MPI_COMM_WORLD);  // start together; uncounted (not through the Communicator)
-    const double t0 = MPI_Wtime();
-    run_once(op, hand, comm, ops, buf, out, scratch);
-    ops.synchronize();
-    double t = MPI_Wtime() - t0;
-    MPI_Allreduce(MPI_IN_PLACE, &t, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);  // the slowest rank
+    const double t = bench::time_max_over_ranks([&] {
+      run_once(op, hand, comm, ops, buf, out, scratch);
+      ops.synchronize();
+    });
     state.SetIterationTime(t);
     total += t;
     times.push_back(t);
@@ -97,49 +92,10 @@ void bm_collective(benchmark::State& state, std::string op, bool hand) {
   state.counters["busbw_median"] = Counter(busbw_median, Counter::kDefaults, Counter::OneK::kIs1000);
 }
 
-/// Reports nothing (ranks other than 0).
-class NullReporter : public benchmark::BenchmarkReporter {
- public:
-  bool ReportContext(const Context&) override { return true; }
-  void ReportRuns(const std::vector<Run>&) override {}
-};
-
-/// Removes "--backend X" / "--backend=X" from argv and returns X (default: $FIVEFOLD_BACKEND or cpu).
-std::string take_backend(int& argc, char** argv) {
-  const char* env = std::getenv("FIVEFOLD_BACKEND");
-  std::string name = env && *env ? env : "cpu";
-  int w = 1;
-  for (int i = 1; i < argc; ++i) {
-    if (std::strcmp(argv[i], "--backend") == 0 && i + 1 < argc) {
-      name = argv[++i];
-    } else if (std::strncmp(argv[i], "--backend=", 10) == 0) {
-      name = argv[i] + 10;
-    } else {
-      argv[w++] = argv[i];
-    }
-  }
-  argc = w;
-  return name;
-}
-
-/// On ranks other than 0, drops --benchmark_out* so that only rank 0 writes the file.
-void drop_output_flags(int& argc, char** argv) {
-  int w = 1;
-  for (int i = 1; i < argc; ++i)
-    if (std::strncmp(argv[i], "--benchmark_out", 15) != 0) argv[w++] = argv[i];
-  argc = w;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
-  int provided = 0;
-  MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
-  int rank = 0;
-  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-  const std::string backend_name = take_backend(argc, argv);
-  int status = 0;
-  try {
+  return bench::bench_main(argc, argv, [](int& ac, char** av, const std::string& backend_name) {
     Backend backend = make_backend(backend_name);
     g_backend = &backend;
     // One registration per (op, size, impl): the iteration count is fixed per size, the same on
@@ -156,26 +112,9 @@ int main(int argc, char** argv) {
         }
       }
     }
-    for (int i = 1; i < argc; ++i)  // each rank would shuffle differently and the collectives would not match
-      FIVEFOLD_USAGE_CHECK(std::strncmp(argv[i], "--benchmark_enable_random_interleaving", 38) != 0,
-                           argv[i], ": ranks must run the benchmarks in the same order; drop this flag "
-                           "(use --benchmark_repetitions and compare medians)");
-    if (rank != 0) drop_output_flags(argc, argv);
-    benchmark::Initialize(&argc, argv);
-    if (rank == 0) {
-      std::printf("bench_collectives: %s; time = max over ranks per call; S, algbw, busbw in bytes(/s) as in "
-                  "nccl-tests\n", backend.description.c_str());
-      benchmark::RunSpecifiedBenchmarks();
-    } else {
-      NullReporter quiet;
-      benchmark::RunSpecifiedBenchmarks(&quiet);
-    }
-    benchmark::Shutdown();
+    bench::run_benchmarks(ac, av, "bench_collectives: " + backend.description +
+                                      "; time = max over ranks per call; S, algbw, busbw in bytes(/s) as in "
+                                      "nccl-tests");
     g_backend = nullptr;
-  } catch (const UsageError& e) {
-    if (rank == 0) std::fprintf(stderr, "error: %s\n", e.what());
-    status = 2;
-  }
-  MPI_Finalize();
-  return status;
+  });
 }

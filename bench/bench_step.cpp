@@ -18,13 +18,11 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <string>
 
 #include "backends/backend.hpp"
-#include "backends/runtime.hpp"
+#include "bench/bench_mpi.hpp"
 #include "chapters/01_reference_model/costs.hpp"
 #include "common/check.hpp"
 #include "common/nn/adamw.hpp"
@@ -96,29 +94,18 @@ void bm_step(benchmark::State& state, ModelConfig cfg) {
   if (g_gemm_peak > 0) state.counters["of_gemm_peak"] = Counter(flops / total / g_gemm_peak);
 }
 
-/// Reports nothing (ranks other than 0).
-class NullReporter : public benchmark::BenchmarkReporter {
- public:
-  bool ReportContext(const Context&) override { return true; }
-  void ReportRuns(const std::vector<Run>&) override {}
-};
-
-/// Our own flags, removed from argv before benchmark::Initialize sees it.
+/// Our own flags (besides --backend), removed from argv before benchmark::Initialize sees it.
 struct Flags {
-  std::string backend = "cpu";
   bool with_124m = false;
   int batch_124m = 8;
 };
 
 Flags take_flags(int& argc, char** argv) {
   Flags f;
-  if (const char* env = std::getenv("FIVEFOLD_BACKEND"); env && *env) f.backend = env;
   int w = 1;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
-    if (a == "--backend" && i + 1 < argc) f.backend = argv[++i];
-    else if (a.rfind("--backend=", 0) == 0) f.backend = a.substr(10);
-    else if (a == "--with-124m") f.with_124m = true;
+    if (a == "--with-124m") f.with_124m = true;
     else if (a == "--batch-124m" && i + 1 < argc) f.batch_124m = std::atoi(argv[++i]);
     else if (a.rfind("--batch-124m=", 0) == 0) f.batch_124m = std::atoi(a.c_str() + 13);
     else argv[w++] = argv[i];
@@ -126,14 +113,6 @@ Flags take_flags(int& argc, char** argv) {
   argc = w;
   FIVEFOLD_USAGE_CHECK(f.batch_124m >= 1, "--batch-124m must be >= 1 (got ", f.batch_124m, ")");
   return f;
-}
-
-/// On ranks other than 0, drops --benchmark_out* so that only rank 0 writes the file.
-void drop_output_flags(int& argc, char** argv) {
-  int w = 1;
-  for (int i = 1; i < argc; ++i)
-    if (std::strncmp(argv[i], "--benchmark_out", 15) != 0) argv[w++] = argv[i];
-  argc = w;
 }
 
 ModelConfig small_config() {
@@ -157,10 +136,9 @@ void register_step(const char* name, const ModelConfig& cfg, int iterations) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  return run_mpi_main(argc, argv, [](int ac, char** av) {
-    const int rank = MpiSession::world_rank();
+  return bench::bench_main(argc, argv, [](int& ac, char** av, const std::string& backend_name) {
     const Flags flags = take_flags(ac, av);
-    Backend backend = make_backend(flags.backend);
+    Backend backend = make_backend(backend_name);
     g_backend = &backend;
     for (const std::int64_t n : {512, 1024, 2048})  // first: the peak the steps are compared with
       benchmark::RegisterBenchmark("gemm", bm_gemm)->Arg(n)->Iterations(n <= 1024 ? 10 : 3)->UseManualTime()->Unit(
@@ -172,18 +150,12 @@ int main(int argc, char** argv) {
       big.batch = flags.batch_124m;
       register_step(("step/124M/B" + std::to_string(big.batch)).c_str(), big, 2);
     }
-    if (rank != 0) drop_output_flags(ac, av);
-    benchmark::Initialize(&ac, av);
-    if (rank == 0) {
-      std::printf("bench_step: %s; model FLOPs = B*T*(6*N_matmul + 12*L*T*C) per step%s\n",
-                  backend.description.c_str(), flags.with_124m ? "" : " (add --with-124m for the 124M model)");
-      benchmark::RunSpecifiedBenchmarks();
-    } else {
-      NullReporter quiet;
-      benchmark::RunSpecifiedBenchmarks(&quiet);
-    }
-    benchmark::Shutdown();
+    // Each rank times its own serial model (no collectives), so the order may differ by rank.
+    bench::run_benchmarks(ac, av,
+                          "bench_step: " + backend.description +
+                              "; model FLOPs = B*T*(6*N_matmul + 12*L*T*C) per step" +
+                              (flags.with_124m ? "" : " (add --with-124m for the 124M model)"),
+                          bench::Ranks::independent);
     g_backend = nullptr;
-    return 0;
   });
 }

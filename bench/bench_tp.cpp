@@ -13,15 +13,12 @@
 //       mpirun -np 4 build/cpu/bin/bench_tp --benchmark_filter='wide'
 //       mpirun -np 2 build/cuda/bin/bench_tp --backend=cuda   (or FIVEFOLD_BACKEND=cuda)
 #include <benchmark/benchmark.h>
-#include <mpi.h>
 
-#include <cstdio>
-#include <cstdlib>
-#include <cstring>
 #include <string>
 #include <vector>
 
 #include "backends/backend.hpp"
+#include "bench/bench_mpi.hpp"
 #include "chapters/03_tensor_parallel/tp_costs.hpp"
 #include "chapters/03_tensor_parallel/tp_model.hpp"
 #include "common/check.hpp"
@@ -71,11 +68,7 @@ void bm_tp_step(benchmark::State& state, ModelConfig cfg, int tp_degree) {
   step();  // warm-up (buffers, connections, page faults)
   tp->reset_counts();
   for (auto _ : state) {
-    MPI_Barrier(MPI_COMM_WORLD);  // start together; uncounted (not through the Communicator)
-    const double t0 = MPI_Wtime();
-    step();
-    double t = MPI_Wtime() - t0;
-    MPI_Allreduce(MPI_IN_PLACE, &t, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);  // the slowest rank
+    const double t = bench::time_max_over_ranks(step);
     state.SetIterationTime(t);
   }
   const auto it = tp->counts().find("all_reduce");
@@ -93,50 +86,11 @@ void bm_tp_step(benchmark::State& state, ModelConfig cfg, int tp_degree) {
   state.counters["params/rank"] = static_cast<double>(ch03::params_per_rank(cfg, tp_degree));
 }
 
-/// Reports nothing (ranks other than 0).
-class NullReporter : public benchmark::BenchmarkReporter {
- public:
-  bool ReportContext(const Context&) override { return true; }
-  void ReportRuns(const std::vector<Run>&) override {}
-};
-
-/// Removes "--backend X" / "--backend=X" from argv and returns X (default: $FIVEFOLD_BACKEND or cpu).
-std::string take_backend(int& argc, char** argv) {
-  const char* env = std::getenv("FIVEFOLD_BACKEND");
-  std::string name = env && *env ? env : "cpu";
-  int w = 1;
-  for (int i = 1; i < argc; ++i) {
-    if (std::strcmp(argv[i], "--backend") == 0 && i + 1 < argc) {
-      name = argv[++i];
-    } else if (std::strncmp(argv[i], "--backend=", 10) == 0) {
-      name = argv[i] + 10;
-    } else {
-      argv[w++] = argv[i];
-    }
-  }
-  argc = w;
-  return name;
-}
-
-/// On ranks other than 0, drops --benchmark_out* so that only rank 0 writes the file.
-void drop_output_flags(int& argc, char** argv) {
-  int w = 1;
-  for (int i = 1; i < argc; ++i)
-    if (std::strncmp(argv[i], "--benchmark_out", 15) != 0) argv[w++] = argv[i];
-  argc = w;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
-  int provided = 0;
-  MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
-  int rank = 0, size = 1;
-  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-  MPI_Comm_size(MPI_COMM_WORLD, &size);
-  const std::string backend_name = take_backend(argc, argv);
-  int status = 0;
-  try {
+  return bench::bench_main(argc, argv, [](int& ac, char** av, const std::string& backend_name) {
+    const int size = MpiSession::world_size();
     Backend backend = make_backend(backend_name);
     g_backend = &backend;
     // One registration per (model, tp): tp runs over the degrees that divide the world and the
@@ -152,26 +106,8 @@ int main(int argc, char** argv) {
             ->Unit(benchmark::kMillisecond);
       }
     }
-    for (int i = 1; i < argc; ++i)  // each rank would shuffle differently and the collectives would not match
-      FIVEFOLD_USAGE_CHECK(std::strncmp(argv[i], "--benchmark_enable_random_interleaving", 38) != 0,
-                           argv[i], ": ranks must run the benchmarks in the same order; drop this flag "
-                           "(use --benchmark_repetitions and compare medians)");
-    if (rank != 0) drop_output_flags(argc, argv);
-    benchmark::Initialize(&argc, argv);
-    if (rank == 0) {
-      std::printf("bench_tp: %s; time = one training step, max over ranks; %d rank(s) = world/tp TP groups "
-                  "side by side\n", backend.description.c_str(), size);
-      benchmark::RunSpecifiedBenchmarks();
-    } else {
-      NullReporter quiet;
-      benchmark::RunSpecifiedBenchmarks(&quiet);
-    }
-    benchmark::Shutdown();
+    bench::run_benchmarks(ac, av, "bench_tp: " + backend.description + "; time = one training step, max over ranks; " +
+                                      std::to_string(size) + " rank(s) = world/tp TP groups side by side");
     g_backend = nullptr;
-  } catch (const UsageError& e) {
-    if (rank == 0) std::fprintf(stderr, "error: %s\n", e.what());
-    status = 2;
-  }
-  MPI_Finalize();
-  return status;
+  });
 }

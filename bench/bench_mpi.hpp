@@ -1,0 +1,114 @@
+// SPDX-License-Identifier: MIT
+// The MPI + Google Benchmark scaffolding every bench_*.cpp shares: take --backend (or
+// $FIVEFOLD_BACKEND) out of argv, refuse flags that would make ranks disagree, time one call as
+// the max over ranks, and run the registered benchmarks on every rank with only rank 0
+// reporting (and writing --benchmark_out). main() wraps its body in bench_main().
+#pragma once
+
+#include <benchmark/benchmark.h>
+#include <mpi.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "backends/runtime.hpp"
+#include "common/check.hpp"
+
+namespace fivefold::bench {
+
+/// Reports nothing (ranks other than 0).
+class NullReporter : public benchmark::BenchmarkReporter {
+ public:
+  /// Accepts the context silently.
+  bool ReportContext(const Context&) override { return true; }
+  /// Drops the runs.
+  void ReportRuns(const std::vector<Run>&) override {}
+};
+
+/// Removes "--backend X" / "--backend=X" from argv and returns X (default: $FIVEFOLD_BACKEND or cpu).
+inline std::string take_backend(int& argc, char** argv) {
+  const char* env = std::getenv("FIVEFOLD_BACKEND");
+  std::string name = env && *env ? env : "cpu";
+  int w = 1;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--backend") == 0 && i + 1 < argc) {
+      name = argv[++i];
+    } else if (std::strncmp(argv[i], "--backend=", 10) == 0) {
+      name = argv[i] + 10;
+    } else {
+      argv[w++] = argv[i];
+    }
+  }
+  argc = w;
+  return name;
+}
+
+/// On ranks other than 0, drops --benchmark_out* so that only rank 0 writes the file.
+inline void drop_output_flags(int& argc, char** argv) {
+  int w = 1;
+  for (int i = 1; i < argc; ++i)
+    if (std::strncmp(argv[i], "--benchmark_out", 15) != 0) argv[w++] = argv[i];
+  argc = w;
+}
+
+/// Throws a UsageError for --benchmark_enable_random_interleaving: each rank would shuffle
+/// differently and the collectives of different benchmarks would meet (deadlock or garbage).
+inline void refuse_random_interleaving(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i)
+    FIVEFOLD_USAGE_CHECK(std::strncmp(argv[i], "--benchmark_enable_random_interleaving", 38) != 0,
+                         argv[i], ": ranks must run the benchmarks in the same order; drop this flag "
+                         "(use --benchmark_repetitions and compare medians)");
+}
+
+/// Seconds one call of @p fn takes on the slowest rank: all ranks start together (an uncounted
+/// MPI_Barrier, not through the Communicator) and the per-rank times are max-reduced, since a
+/// collective or a parallel step ends when its slowest rank ends. @p fn must synchronize the
+/// device itself.
+template <class Fn>
+double time_max_over_ranks(Fn&& fn) {
+  MPI_Barrier(MPI_COMM_WORLD);
+  const double t0 = MPI_Wtime();
+  fn();
+  double t = MPI_Wtime() - t0;
+  MPI_Allreduce(MPI_IN_PLACE, &t, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+  return t;
+}
+
+/// Whether the ranks' benchmarks talk to each other (then they must run in the same order).
+enum class Ranks { communicate, independent };
+
+/// Runs the registered benchmarks on every rank (their fixed iteration counts keep the ranks in
+/// step): rank 0 prints @p banner and reports, the others report nothing and write no
+/// --benchmark_out file. With Ranks::communicate, random interleaving is refused first.
+inline void run_benchmarks(int& argc, char** argv, const std::string& banner,
+                           Ranks ranks = Ranks::communicate) {
+  if (ranks == Ranks::communicate) refuse_random_interleaving(argc, argv);
+  const int rank = MpiSession::world_rank();
+  if (rank != 0) drop_output_flags(argc, argv);
+  benchmark::Initialize(&argc, argv);
+  if (rank == 0) {
+    std::printf("%s\n", banner.c_str());
+    benchmark::RunSpecifiedBenchmarks();
+  } else {
+    NullReporter quiet;
+    benchmark::RunSpecifiedBenchmarks(&quiet);
+  }
+  benchmark::Shutdown();
+}
+
+/// A bench's main: initialises MPI, takes the backend name out of argv and calls
+/// @p body(argc, argv, backend_name); a UsageError prints `error: ...` on rank 0 and exits 2
+/// (run_mpi_main, CONTRACT section 2).
+template <class Body>
+int bench_main(int argc, char** argv, Body body) {
+  return run_mpi_main(argc, argv, [&body](int ac, char** av) {
+    const std::string backend_name = take_backend(ac, av);
+    body(ac, av, backend_name);
+    return 0;
+  });
+}
+
+}  // namespace fivefold::bench
