@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // EigenOps: elementwise ops as Eigen array expressions, matmul as an Eigen GEMM on row-major maps.
 #include "backends/cpu/eigen_ops.hpp"
+#include "backends/ops_checks.hpp"
 
 #include <Eigen/Core>
 
@@ -29,27 +30,9 @@ CVec cvec(const Tensor& t, const char* op) {
   return CVec(t.data<float>(), t.numel());
 }
 
-void same_numel(const Tensor& a, const Tensor& b, const char* op) {
-  FIVEFOLD_CHECK(a.numel() == b.numel(), op, ": ", a.str(), " and ", b.str(), " differ in size");
-}
-
-// The 2-D matrix view of a tensor: all leading dimensions flattened into rows. The rows are the
-// product of the leading dimensions (not numel / cols, which is undefined when cols == 0:
-// A [3, 0] is a 3 x 0 matrix whose product with B [0, N] is a 3 x N zero matrix).
-std::pair<std::int64_t, std::int64_t> as_matrix(const Tensor& t) {
-  if (t.ndim() == 0) return {1, 1};
-  std::int64_t rows = 1;
-  for (int i = 0; i + 1 < t.ndim(); ++i) rows *= t.shape()[i];
-  return {rows, t.dim(-1)};
-}
-
-// True when the memory of @p a and @p b overlaps (GEMM must not write into its inputs).
-bool overlaps(const Tensor& a, const Tensor& b) {
-  if (a.nbytes() == 0 || b.nbytes() == 0) return false;
-  const char* pa = static_cast<const char*>(a.raw());
-  const char* pb = static_cast<const char*>(b.raw());
-  return pa < pb + b.nbytes() && pb < pa + a.nbytes();
-}
+using ops_checks::as_matrix;
+using ops_checks::overlaps;
+using ops_checks::same_numel;
 
 }  // namespace
 

@@ -6,6 +6,7 @@
 // To add an op: a launch declaration in kernels/<family>.hpp, the kernel in the .cu file,
 // and a method here that checks the tensors and launches on stream_.
 #include "backends/cuda/cuda_ops.hpp"
+#include "backends/ops_checks.hpp"
 
 #include <climits>
 #include <cmath>
@@ -36,26 +37,9 @@ const float* cptr(const Tensor& t, const char* op) {
   return t.data<float>();
 }
 
-void same_numel(const Tensor& a, const Tensor& b, const char* op) {
-  FIVEFOLD_CHECK(a.numel() == b.numel(), op, ": ", a.str(), " and ", b.str(), " differ in size");
-}
-
-// The 2-D matrix view of a tensor: all leading dimensions flattened into rows (their product,
-// so that A [3, 0] is a 3 x 0 matrix, as in EigenOps).
-std::pair<std::int64_t, std::int64_t> as_matrix(const Tensor& t) {
-  if (t.ndim() == 0) return {1, 1};
-  std::int64_t rows = 1;
-  for (int i = 0; i + 1 < t.ndim(); ++i) rows *= t.shape()[i];
-  return {rows, t.dim(-1)};
-}
-
-// True when the memory of @p a and @p b overlaps (GEMM must not write into its inputs).
-bool overlaps(const Tensor& a, const Tensor& b) {
-  if (a.nbytes() == 0 || b.nbytes() == 0) return false;
-  const char* pa = static_cast<const char*>(a.raw());
-  const char* pb = static_cast<const char*>(b.raw());
-  return pa < pb + b.nbytes() && pb < pa + a.nbytes();
-}
+using ops_checks::as_matrix;
+using ops_checks::overlaps;
+using ops_checks::same_numel;
 
 int blas_int(std::int64_t n, const Tensor& t) {
   FIVEFOLD_CHECK(n <= INT_MAX, "matmul: dimension ", n, " of ", t.str(), " exceeds cuBLAS's int; split the matrix");
