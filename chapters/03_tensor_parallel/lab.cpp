@@ -56,11 +56,6 @@ CommEntry record(Context& ctx, const CommCounts& counted, int tp_size, const std
   return e;
 }
 
-CheckResult check_shard(const std::string& name, const Tensor& shard, const Tensor& full, Split s, int rank, int tp,
-                        double tol) {
-  return compare(name, shard, block_of(full, s, rank, tp), tol);
-}
-
 void show(const Context& ctx, const Table& t) {
   if (!ctx.narrator.quiet()) ctx.narrator.table(t);
 }

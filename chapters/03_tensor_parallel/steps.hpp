@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "chapters/03_tensor_parallel/tp_costs.hpp"
+#include "chapters/03_tensor_parallel/tp_gather.hpp"
 #include "chapters/03_tensor_parallel/tp_model.hpp"
 #include "chapters/harness.hpp"
 #include "common/model_config.hpp"
@@ -51,9 +52,6 @@ Tensor random_tensor(Ops& ops, const Options& o, const std::string& name, const 
 /// narrates it with the bytes a ring sends per rank over @p tp_size ranks; returns the entry.
 CommEntry record(Context& ctx, const CommCounts& counted, int tp_size, const std::string& label, const std::string& op,
                  const CommCost& predicted);
-/// Checks this rank's @p shard against its block of the serial @p full (split @p s).
-CheckResult check_shard(const std::string& name, const Tensor& shard, const Tensor& full, Split s, int rank, int tp,
-                        double tol);
 /// Prints @p t unless --quiet.
 void show(const Context& ctx, const Table& t);
 /// "[2, 3]".

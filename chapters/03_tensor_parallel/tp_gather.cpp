@@ -2,7 +2,11 @@
 // Blocks of full tensors and full tensors from blocks (checks and dumps).
 #include "chapters/03_tensor_parallel/tp_gather.hpp"
 
+#include <filesystem>
+#include <fstream>
+
 #include "common/check.hpp"
+#include "common/npy.hpp"
 
 namespace fivefold::ch03 {
 
@@ -39,6 +43,50 @@ Tensor gather_full(Communicator& tp, Ops& ops, const Tensor& shard, Split s) {
     for (std::int64_t i = 0; i < rows; ++i)
       out.flat(i * k + r * kl, kl).copy_from(g.flat(r * shard.numel() + i * kl, kl));
   return out;
+}
+
+CheckResult check_shard(const std::string& name, const Tensor& shard, const Tensor& full, Split s, int rank, int tp,
+                        double tol) {
+  return compare(name, shard, block_of(full, s, rank, tp), tol);
+}
+
+CheckResult check_all_shards(const std::string& name, TpParams& params, nn::ParamRegistry& ref, int rank, int tp,
+                             bool grads, double tol) {
+  CheckResult acc = compare(name, Tensor::zeros({1}), Tensor::zeros({1}), tol);
+  for (nn::Param& p : params.all()) {
+    const nn::Param& q = ref.get(p.name);
+    merge(acc, check_shard(name, grads ? p.grad : p.value, grads ? q.grad : q.value, split_of(p.name), rank, tp, tol));
+  }
+  return acc;
+}
+
+CheckResult identical_across(Communicator& comm, Ops& ops, TpParams& params, const std::string& name,
+                             const std::function<bool(const std::string&)>& pick) {
+  CheckResult acc = compare(name, Tensor::zeros({1}), Tensor::zeros({1}), 0.0);
+  for (nn::Param& p : params.all()) {
+    if (!pick(p.name)) continue;
+    Tensor all = ops.empty({comm.size(), p.value.numel()});
+    uncounted(comm, [&] { comm.all_gather(p.value.view({p.value.numel()}), all); });
+    const Tensor h = all.to(Device::host);
+    merge(acc, compare(name, p.value, h.narrow(0, 1).view(p.value.shape()), 0.0));  // mine vs rank 0's
+  }
+  return acc;
+}
+
+void dump_full_params(Communicator& tp, Ops& ops, TpParams& params, const std::string& dir, const std::string& sub,
+                      bool grads) {
+  for (nn::Param& p : params.all()) {
+    const Tensor full = gather_full(tp, ops, grads ? p.grad : p.value, split_of(p.name));
+    if (!dir.empty()) npy::save(dir + "/" + sub + "/" + p.name + ".npy", full);
+  }
+}
+
+void write_config_json(const std::string& dir, const nlohmann::json& j) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  std::ofstream out(dir + "/config.json", std::ios::trunc);
+  out << j.dump(2) << '\n';
+  FIVEFOLD_CHECK(out.good(), "writing ", dir, "/config.json failed; check that --dump ", dir, " is writable");
 }
 
 }  // namespace fivefold::ch03

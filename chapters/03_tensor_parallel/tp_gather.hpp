@@ -1,13 +1,21 @@
 // SPDX-License-Identifier: MIT
 /// @file tp_gather.hpp
 /// @brief Between shards and full tensors, for cross-checks and --dump only (never in the
-/// model's own forward/backward): a rank's block of a full tensor, and the full tensor gathered
-/// from every rank's shard with an UNCOUNTED all-gather (bookkeeping, not the algorithm).
+/// model's own forward/backward): a rank's block of a full tensor, the full tensor gathered
+/// from every rank's shard with an UNCOUNTED all-gather (bookkeeping, not the algorithm), the
+/// checks of shards against a serial model, and the --dump of full parameters (CONTRACT §3).
+/// Chapter 03 and chapter 07 (DP x TP) share them.
 #pragma once
+
+#include <functional>
+#include <string>
+
+#include <nlohmann/json.hpp>
 
 #include "backends/communicator.hpp"
 #include "backends/ops.hpp"
 #include "chapters/03_tensor_parallel/tp_layout.hpp"
+#include "common/summary.hpp"
 
 namespace fivefold::ch03 {
 
@@ -33,5 +41,30 @@ void uncounted(Communicator& comm, Fn&& fn) {
   }
   comm.set_counting(was);
 }
+
+/// Checks this rank's @p shard against its block of the serial @p full (split @p s).
+CheckResult check_shard(const std::string& name, const Tensor& shard, const Tensor& full, Split s, int rank, int tp,
+                        double tol);
+
+/// Every shard of @p params (values, or gradients with @p grads) against its block of the same
+/// parameter of the serial @p ref, merged into one check called @p name.
+CheckResult check_all_shards(const std::string& name, TpParams& params, nn::ParamRegistry& ref, int rank, int tp,
+                             bool grads, double tol);
+
+/// Each parameter of @p params whose name passes @p pick, compared bit for bit with the same
+/// parameter on rank 0 of @p comm (an uncounted all-gather), merged into one check. Collective
+/// over @p comm: "the replicated norms are identical on every TP rank", "every DP replica of a
+/// shard is identical".
+CheckResult identical_across(Communicator& comm, Ops& ops, TpParams& params, const std::string& name,
+                             const std::function<bool(const std::string&)>& pick);
+
+/// Writes DIR/<sub>/<name>.npy for every full parameter (values, or gradients with @p grads),
+/// gathered from the shards over @p tp. Collective over @p tp: every rank of the group calls it;
+/// only a rank that passes a non-empty @p dir writes.
+void dump_full_params(Communicator& tp, Ops& ops, TpParams& params, const std::string& dir, const std::string& sub,
+                      bool grads);
+
+/// Writes @p j to DIR/config.json (creating DIR); throws Error naming the path when it cannot.
+void write_config_json(const std::string& dir, const nlohmann::json& j);
 
 }  // namespace fivefold::ch03

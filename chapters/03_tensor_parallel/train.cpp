@@ -2,8 +2,6 @@
 // Training the serial and the TP model side by side (steps 6 and 7), with the checks, the
 // per-block communication table and the --dump of CONTRACT §3 (full tensors, gathered).
 #include <chrono>
-#include <filesystem>
-#include <fstream>
 
 #include "chapters/03_tensor_parallel/steps.hpp"
 #include "chapters/03_tensor_parallel/tp_gather.hpp"
@@ -13,49 +11,6 @@
 namespace fivefold::ch03 {
 
 namespace {
-
-/// Writes DIR/<sub>/<name>.npy of every full parameter (values, or gradients with @p grads),
-/// gathered from the shards; only where @p dir is not empty. Collective over the TP group.
-void dump_params(Communicator& tp, Ops& ops, TpParams& params, const std::string& dir, const std::string& sub,
-                 bool grads) {
-  for (nn::Param& p : params.all()) {
-    const Tensor full = gather_full(tp, ops, grads ? p.grad : p.value, split_of(p.name));
-    if (!dir.empty()) npy::save(dir + "/" + sub + "/" + p.name + ".npy", full);
-  }
-}
-
-void dump_config(const std::string& dir, const nlohmann::json& j) {
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  std::ofstream out(dir + "/config.json", std::ios::trunc);
-  out << j.dump(2) << '\n';
-  FIVEFOLD_CHECK(out.good(), "writing ", dir, "/config.json failed; check that --dump ", dir, " is writable");
-}
-
-/// Every shard vs its block of the serial model's values (or grads), merged into one check.
-CheckResult check_all(const std::string& name, TpParams& tpp, nn::ParamRegistry& ref, int rank, int tp, bool grads,
-                      double tol) {
-  CheckResult acc = compare(name, Tensor::zeros({1}), Tensor::zeros({1}), tol);
-  for (nn::Param& p : tpp.all()) {
-    const nn::Param& q = ref.get(p.name);
-    merge(acc, check_shard(name, grads ? p.grad : p.value, grads ? q.grad : q.value, split_of(p.name), rank, tp, tol));
-  }
-  return acc;
-}
-
-/// The replicated norm gains, compared bit for bit with the TP group's rank 0 (uncounted).
-CheckResult norms_identical(Communicator& tp, Ops& ops, TpParams& tpp) {
-  CheckResult acc = compare("replicated norm weights identical on every TP rank (bitwise)", Tensor::zeros({1}),
-                            Tensor::zeros({1}), 0.0);
-  for (nn::Param& p : tpp.all()) {
-    if (split_of(p.name) != Split::replicated) continue;
-    Tensor all = ops.empty({tp.size(), p.value.numel()});
-    uncounted(tp, [&] { tp.all_gather(p.value, all); });
-    const Tensor h = all.to(Device::host);
-    merge(acc, compare(acc.name, p.value, h.narrow(0, 1), 0.0));  // mine vs rank 0's
-  }
-  return acc;
-}
 
 /// Predicted all-reduce traffic of the block @p label in the forward (or backward).
 CommCost predicted_block(const ModelConfig& cfg, const std::string& label, bool backward) {
@@ -81,15 +36,15 @@ void train(Context& ctx, Lab& lab, bool narrate) {
   nn::AdamW sopt(ctx.ops, nn::AdamWConfig::from(cfg), serial.params());
   nn::AdamW topt(ctx.ops, nn::AdamWConfig::from(cfg));
   for (nn::Param& p : model.params().all()) topt.add(p.value, p.grad);  // TUTORIAL: each rank updates its shards
-  if (narrate) ctx.check(check_all("initial shards == serial slices (exact)", model.params(), serial.params(), r, n,
+  if (narrate) ctx.check(check_all_shards("initial shards == serial slices (exact)", model.params(), serial.params(), r, n,
                                    false, 0.0));
   if (dumping) {
     if (!dir.empty()) {
       nlohmann::json j = config_json(lab.o, ctx.size());
       j["backend"] = ctx.options.backend;
-      dump_config(dir, j);
+      write_config_json(dir, j);
     }
-    dump_params(tp, ctx.ops, model.params(), dir, "params", false);
+    dump_full_params(tp, ctx.ops, model.params(), dir, "params", false);
   }
 
   Table blocks{"Step 0, all-reduces block by block (counted on rank 0 vs formula)",
@@ -144,7 +99,7 @@ void train(Context& ctx, Lab& lab, bool narrate) {
       if (narrate) {
         ctx.check(check_shard("step-0 logits shard == serial columns", model.logits(), serial.logits(), Split::cols, r,
                               n, 1e-5));
-        ctx.check(check_all("step-0 gradients == serial slices", model.params(), serial.params(), r, n, true, 1e-5));
+        ctx.check(check_all_shards("step-0 gradients == serial slices", model.params(), serial.params(), r, n, true, 1e-5));
       }
       if (dumping) {
         if (!dir.empty()) {
@@ -153,7 +108,7 @@ void train(Context& ctx, Lab& lab, bool narrate) {
         }
         const Tensor logits = gather_full(tp, ctx.ops, model.logits(), Split::cols);
         if (!dir.empty()) npy::save(dir + "/logits.npy", logits);
-        dump_params(tp, ctx.ops, model.params(), dir, "grads", true);
+        dump_full_params(tp, ctx.ops, model.params(), dir, "grads", true);
       }
     }
     if (!dir.empty() && lab.o.data == "stream") {
@@ -184,9 +139,10 @@ void train(Context& ctx, Lab& lab, bool narrate) {
   ctx.summary.loss.assign(losses.begin(), losses.end());
   ctx.check(compare("loss per step == serial", Tensor::from_vector(losses, {cfg.steps}),
                     Tensor::from_vector(ref_losses, {cfg.steps}), 1e-5));
-  ctx.check(check_all("parameters after " + std::to_string(cfg.steps) + " AdamW steps == serial slices",
+  ctx.check(check_all_shards("parameters after " + std::to_string(cfg.steps) + " AdamW steps == serial slices",
                       model.params(), serial.params(), r, n, false, 1e-4));
-  ctx.check(norms_identical(tp, ctx.ops, model.params()));
+  ctx.check(identical_across(tp, ctx.ops, model.params(), "replicated norm weights identical on every TP rank (bitwise)",
+                             [](const std::string& name) { return split_of(name) == Split::replicated; }));
   ctx.narrator.say("Time per training step (forward + backward, this rank): TP " +
                    fmt("%.2f", 1e3 * tp_seconds / std::max(cfg.steps, 1)) + " ms, serial " +
                    fmt("%.2f", 1e3 * serial_seconds / std::max(cfg.steps, 1)) +
@@ -196,7 +152,7 @@ void train(Context& ctx, Lab& lab, bool narrate) {
       npy::save(dir + "/loss.npy", Tensor::from_vector(losses, {cfg.steps}));
       ctx.narrator.say("--dump: wrote " + dir + " (full tensors, gathered from the shards).");
     }
-    dump_params(tp, ctx.ops, model.params(), dir, "final", false);
+    dump_full_params(tp, ctx.ops, model.params(), dir, "final", false);
   }
 }
 
