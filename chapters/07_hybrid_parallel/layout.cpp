@@ -8,6 +8,7 @@
 #include <iostream>
 
 #include "common/check.hpp"
+#include "chapters/03_tensor_parallel/tp_layout.hpp"
 #include "common/cli.hpp"
 
 namespace fivefold::ch07 {
@@ -15,7 +16,9 @@ namespace fivefold::ch07 {
 const char* const kDescription =
     "Chapter 07: hybrid parallelism. The world as a grid tp x sp x ep x dp x pp: rank <-> coordinates, the "
     "groups of every set of axes, their communicators (split), and where the groups land on nodes with the "
-    "bytes each axis moves per training step. --print-groups prints the groups as JSON without starting MPI.";
+    "bytes each axis moves per training step; then DP x TP training of the model (chapters 02 and 03 on "
+    "the grid's sub-communicators), checked against the serial model. --print-groups prints the groups as JSON "
+    "without starting MPI.";
 
 namespace {
 
@@ -51,6 +54,44 @@ void add_options(CLI::App& app, Options& o) {
                "print the groups of every set of axes as JSON (CONTRACT §5); no MPI");
   app.add_option("--gpus-per-node", o.gpus_per_node, "GPUs per node, for the placement of step 2")->check(kPositive);
   add_model_options(app, o.model);
+  app.add_option("--bucket-mb", o.bucket_mb, "step 3: DP gradient bucket size in MiB (0: one bucket per unit)")
+      ->check(kNonNegative);
+  app.add_flag("--no-overlap", o.no_overlap, "step 3: all-reduce the DP buckets after the backward, not during it");
+}
+
+std::string dp_tp_blocker(const Options& o, int job_size) {
+  const ProcessGrid grid = make_grid(o, grid_world(o, job_size));
+  if (grid.world_size() != job_size)
+    return "--world " + std::to_string(grid.world_size()) + " is not the job's " + std::to_string(job_size) +
+           " rank(s); drop --world";
+  for (Axis a : {Axis::sp, Axis::ep, Axis::pp})
+    if (grid.size(a) > 1)
+      return "--" + std::string(axis_name(a)) + " " + std::to_string(grid.size(a)) +
+             " is not 1 (that axis comes with its own chapter); set it to 1";
+  if (o.model.experts > 0)
+    return "--experts " + std::to_string(o.model.experts) + ": the TP model is dense; drop --experts";
+  try {
+    ch03::validate_tp(o.model, grid.size(Axis::tp), job_size);
+  } catch (const UsageError& e) {
+    return e.what();
+  }
+  if (o.model.batch < grid.size(Axis::dp))
+    return "--batch " + std::to_string(o.model.batch) + " is smaller than dp " + std::to_string(grid.size(Axis::dp)) +
+           " (every DP rank needs a sequence); raise --batch or lower dp";
+  return "";
+}
+
+nlohmann::json grid_config(const Options& o, int job_size) {
+  nlohmann::json j = o.model.to_json();
+  const ProcessGrid grid = make_grid(o, grid_world(o, job_size));
+  for (Axis a : kAllAxes) j[axis_name(a)] = grid.size(a);
+  j["order"] = grid.order_name();
+  j["world"] = grid.world_size();
+  j["gpus_per_node"] = o.gpus_per_node;
+  j["data"] = "stream";  // step 3: step k trains on sequences k*B .. k*B+B-1
+  j["bucket_mb"] = o.bucket_mb;
+  j["overlap"] = !o.no_overlap;
+  return j;
 }
 
 int grid_world(const Options& o, int job_size) { return o.world ? *o.world : job_size; }

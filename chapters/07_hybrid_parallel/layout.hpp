@@ -9,6 +9,7 @@
 #include <vector>
 
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 
 #include "common/model_config.hpp"
 #include "common/process_grid.hpp"
@@ -26,7 +27,9 @@ struct Options {
   std::optional<int> world;     ///< --world N: the grid's size (default: the job's ranks)
   bool print_groups = false;    ///< --print-groups: print the JSON of CONTRACT §5 and exit
   int gpus_per_node = 8;        ///< --gpus-per-node (step 2)
-  ModelConfig model;            ///< --vocab --dim ... (step 2's traffic)
+  ModelConfig model;            ///< --vocab --dim ... (step 2's traffic, step 3's model)
+  double bucket_mb = 0.05;      ///< --bucket-mb (step 3: DP gradient bucket size; the tiny model: 3 buckets)
+  bool no_overlap = false;      ///< --no-overlap (step 3: DP all-reduce after the backward)
 };
 
 /// The --help paragraph.
@@ -44,6 +47,15 @@ int grid_world(const Options& o, int job_size);
 /// < 1, degrees whose product is not @p world_size (or does not divide it, when dp fills),
 /// and a bad --order.
 ProcessGrid make_grid(const Options& o, int world_size);
+
+/// Why step 3 (DP x TP training) cannot run this layout on a job of @p job_size ranks, as one
+/// clause naming the value and the fix, or "" when it can: the grid must be the job's, sp, ep
+/// and pp must be 1, the model dense, tp valid for it (chapter 03's validate_tp) and B >= dp.
+std::string dp_tp_blocker(const Options& o, int job_size);
+
+/// The run's settings (CONTRACT §3 config.json and the --json "config"): the model's keys, the
+/// five degrees, order, world, gpus_per_node, and step 3's data, bucket_mb and overlap.
+nlohmann::json grid_config(const Options& o, int job_size);
 
 /// True when argv holds --print-groups (checked before MPI starts).
 bool wants_print_groups(int argc, char** argv);

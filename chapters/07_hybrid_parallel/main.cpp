@@ -6,6 +6,7 @@
 // Leaves out: training (step 3), topology discovery (nodes are assumed to hold consecutive ranks).
 // Run: mpirun -np 4 build/cpu/bin/ch07_hybrid_parallel                  (dp fills the world: dp 4)
 //      mpirun -np 8 build/cpu/bin/ch07_hybrid_parallel --tp 2 --pp 2
+//      mpirun -np 4 build/cpu/bin/ch07_hybrid_parallel --step 3 --tp 2      (DP x TP training)
 //      build/cpu/bin/ch07_hybrid_parallel --world 16 --tp 2 --pp 4 --print-groups   (no MPI)
 #include "backends/runtime.hpp"
 #include "chapters/07_hybrid_parallel/steps.hpp"
@@ -28,20 +29,23 @@ int main(int argc, char** argv) {
        [&](Context& c) { ch07::step1_grid(c, o); }},
       {2, "placement on nodes", "which groups cross nodes; bytes per axis per step; innermost = heaviest",
        [&](Context& c) { ch07::step2_placement(c, o); }},
+      {3, "DP x TP training", "TP model on the tp groups, bucketed gradient all-reduce on the dp groups; == serial",
+       [&](Context& c) { ch07::step3_dp_tp(c, o); }},
   };
+  spec.has_dump = true;
   spec.add_options = [&](CLI::App& app) { ch07::add_options(app, o); };
-  spec.validate = [&](const CommonOptions&, int world_size) {
+  spec.validate = [&](const CommonOptions& common, int world_size) {
     o.model.validate();
     ch07::make_grid(o, ch07::grid_world(o, world_size));  // throws UsageError for a bad layout
+    FIVEFOLD_USAGE_CHECK(common.dump.empty() || common.step == 0 || common.step == 3, "--dump is written by step 3 "
+                         "(training); --step ", common.step, " writes none: use --step 3 or drop --dump");
+    // Asked for training by name (--step 3 or --dump): a layout it cannot train is an error;
+    // in a run of all steps, step 3 says why it skips.
+    if (common.step == 3 || !common.dump.empty()) {
+      const std::string why = ch07::dp_tp_blocker(o, world_size);
+      FIVEFOLD_USAGE_CHECK(why.empty(), "step 3 (DP x TP training) cannot run: ", why);
+    }
   };
-  spec.config = [&] {
-    nlohmann::json j = o.model.to_json();
-    const ProcessGrid grid = ch07::make_grid(o, ch07::grid_world(o, MpiSession::world_size()));
-    for (Axis a : kAllAxes) j[axis_name(a)] = grid.size(a);
-    j["order"] = grid.order_name();
-    j["world"] = grid.world_size();
-    j["gpus_per_node"] = o.gpus_per_node;
-    return j;
-  };
+  spec.config = [&] { return ch07::grid_config(o, MpiSession::world_size()); };
   return run_chapter(argc, argv, spec);
 }

@@ -14,5 +14,9 @@ void step1_grid(Context& ctx, const Options& o);
 /// Step 2: placement on nodes: which axes' groups stay inside a node, the bytes each axis
 /// moves per training step, and two orders compared.
 void step2_placement(Context& ctx, const Options& o);
+/// Step 3: DP x TP training: chapter 03's TP model on the tp groups, chapter 02's bucketed
+/// gradient all-reduce on the dp groups, against the serial model (skipped, with the reason,
+/// for a layout it cannot train; see dp_tp_blocker()).
+void step3_dp_tp(Context& ctx, const Options& o);
 
 }  // namespace fivefold::ch07

@@ -1,0 +1,108 @@
+// SPDX-License-Identifier: MIT
+// DpTpTrainer: chapter 03's TP model, chapter 02's bucketed gradient all-reduce over the DP group.
+#include "chapters/07_hybrid_parallel/dp_tp.hpp"
+
+#include <algorithm>
+
+#include "chapters/03_tensor_parallel/tp_layout.hpp"
+#include "common/check.hpp"
+#include "common/trace.hpp"
+
+namespace fivefold::ch07 {
+
+std::vector<ch02::Unit> shard_units(const ModelConfig& cfg, int tp) {
+  std::vector<ch02::Unit> units = ch02::model_units(cfg);
+  for (ch02::Unit& u : units) {
+    u.numel = 0;
+    for (nn::ParamSpec& p : u.params) {
+      p.shape = ch03::shard_shape(p.shape, ch03::split_of(p.name), tp);  // TUTORIAL: a rank packs only its shard
+      u.numel += shape_numel(p.shape);
+    }
+  }
+  return units;
+}
+
+int unit_completed_by(const std::string& label, int layers) {
+  if (label == "lm head") return layers + 1;  // final norm + lm_head: the last unit
+  if (label == "embedding") return 0;
+  const std::string suffix = " attention";  // a layer's backward ends with its attention block
+  if (label.rfind("layer ", 0) == 0 && label.size() > suffix.size() &&
+      label.compare(label.size() - suffix.size(), suffix.size(), suffix) == 0)
+    return 1 + std::stoi(label.substr(6));
+  return -1;
+}
+
+DpTpTrainer::DpTpTrainer(Ops& ops, Communicator& tp, Communicator& dp, const ModelConfig& cfg, const DpTpConfig& dc)
+    : ops_(&ops),
+      dp_(&dp),
+      dc_(dc),
+      model_(ops, tp, cfg),
+      layout_(shard_units(cfg, tp.size()), dp.size(), /*per_unit=*/false),
+      opt_(ops, nn::AdamWConfig::from(cfg)) {
+  FIVEFOLD_CHECK(cfg.experts == 0, "DpTpTrainer: the TP model is dense; got --experts ", cfg.experts);
+  const std::int64_t max_elements = std::max<std::int64_t>(1, static_cast<std::int64_t>(dc.bucket_mb * 1024 * 1024 / 4));
+  buckets_ = ch02::make_buckets(layout_, max_elements);
+  grads_ = ops.zeros({layout_.padded()});
+  for (int u = 0; u < layout_.num_units(); ++u) {
+    unit_params_.emplace_back();
+    for (const nn::ParamSpec& s : layout_.unit(u).params) unit_params_.back().push_back(&model_.params().get(s.name));
+  }
+  for (nn::Param& p : model_.params().all()) opt_.add(p.value, p.grad);  // each rank updates its own shards
+}
+
+void DpTpTrainer::unit_done(int u) {
+  // Pack unit u's shard gradients, weighted by b_d / B, into its place in the flat buffer.
+  std::int64_t at = layout_.offset(u);
+  for (nn::Param* p : unit_params_[u]) {
+    Tensor slot = grads_.flat(at, p->grad.numel());
+    slot.copy_from(p->grad.view({p->grad.numel()}));
+    ops_->scale(slot, weight_);
+    at += p->grad.numel();
+  }
+  if (calls_ == 1) schedule_.push_back("bwd(" + layout_.unit(u).name + ")");
+  // TUTORIAL: as in chapter 02, a bucket's all-reduce starts as soon as its last unit is done,
+  // while the TP backward of the earlier layers (and its own TP all-reduces) goes on.
+  if (dc_.overlap && ch02::post_ready_bucket(*dp_, grads_, buckets_, u, pending_) && calls_ == 1)
+    schedule_.push_back("post AR(bucket " + std::to_string(pending_.size() - 1) + ")");
+}
+
+double DpTpTrainer::step(const nn::Batch& local, double weight) {
+  ++calls_;
+  weight_ = static_cast<float>(weight);
+  pending_.clear();
+  model_.zero_grad();
+  const double loss = model_.forward(local.inputs, local.targets);
+  const int layers = model_.config().layers;
+  model_.set_observer([&](const std::string& label) {
+    const int u = unit_completed_by(label, layers);
+    if (u >= 0) unit_done(u);
+  });
+  model_.backward();
+  model_.set_observer({});
+  {
+    TraceSpan span("dp gradient all-reduce (exposed)", "comm");
+    if (dc_.overlap) {
+      for (auto& r : pending_) r->wait();
+    } else {
+      for (std::size_t b = 0; b < buckets_.size(); ++b) {
+        Tensor slice = grads_.flat(buckets_[b].offset, buckets_[b].numel);
+        dp_->all_reduce(slice);
+        if (calls_ == 1) schedule_.push_back("AR(bucket " + std::to_string(b) + ")");
+      }
+    }
+  }
+  FIVEFOLD_CHECK(!dc_.overlap || pending_.size() == buckets_.size(), "DpTpTrainer: ", pending_.size(), " of ",
+                 buckets_.size(), " buckets posted: a unit's backward was not observed");
+  // Unpack: every shard gradient is now the global-batch gradient of that shard.
+  for (int u = 0; u < layout_.num_units(); ++u) {
+    std::int64_t at = layout_.offset(u);
+    for (nn::Param* p : unit_params_[u]) {
+      p->grad.view({p->grad.numel()}).copy_from(grads_.flat(at, p->grad.numel()));
+      at += p->grad.numel();
+    }
+  }
+  opt_.step();
+  return loss;
+}
+
+}  // namespace fivefold::ch07

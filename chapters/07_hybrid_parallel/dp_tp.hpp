@@ -1,0 +1,92 @@
+// SPDX-License-Identifier: MIT
+/// @file dp_tp.hpp
+/// @brief DP x TP: the tensor-parallel model of chapter 03 inside each TP group, and the
+/// data-parallel gradient all-reduce of chapter 02 across the DP groups, on two communicators
+/// of one process grid.
+///
+/// A rank with coordinates (tp = t, dp = d) holds TP shard t of every parameter (tp_layout.hpp)
+/// and runs sequences BatchSplit{B, dp}.offset(d).. of the global batch; the tp ranks of one TP
+/// group share the same sequences. After its backward, a rank's shard gradient covers its own
+/// b_d sequences; the gradient of the global mean is sum_d (b_d / B) * that, summed over the
+/// DP group, the ranks that hold the SAME shard of the SAME parameter:
+///
+///   TP group (same data, different shards):   all-reduces of activations, inside the layers
+///   DP group (same shards, different data):   one all-reduce of the shard gradients per step
+///
+/// So a rank's DP traffic is its shard: (about) 1/tp of the model's gradient, never the whole
+/// model; replicated parameters (the RMSNorm gains) are reduced over dp like any shard and stay
+/// identical on every rank of the world, because every TP rank reduces the same numbers.
+///
+/// The DP part is chapter 02's stage-0 DDP with buckets: the shard gradients are packed into one
+/// flat buffer (FlatLayout over the shard shapes), cut into buckets in backward order
+/// (make_buckets), and each bucket's iall_reduce is posted (post_ready_bucket) as soon as the
+/// TP model's backward has finished its units: the TpModel's block observer is the per-layer
+/// hook. The reduced buffer is unpacked into the shard gradients before AdamW.
+///
+/// What it leaves out: ZeRO over the DP group (Megatron's distributed optimizer), sequence
+/// parallelism inside the TP group (chapter 05), pipeline stages (chapter 04), MoE.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "backends/communicator.hpp"
+#include "backends/ops.hpp"
+#include "chapters/02_data_parallel/dp_trainer.hpp"
+#include "chapters/03_tensor_parallel/tp_model.hpp"
+#include "common/nn/adamw.hpp"
+#include "common/nn/data.hpp"
+
+namespace fivefold::ch07 {
+
+/// How the DP gradient all-reduce runs.
+struct DpTpConfig {
+  double bucket_mb = 0.05;  ///< bucket size in MiB (0: one bucket per unit)
+  bool overlap = true;      ///< post each bucket during the backward (else blocking, after it)
+};
+
+/// The units of the TP shards of @p cfg over @p tp ranks: chapter 02's units (embed, layers.l,
+/// head) with every parameter's shape replaced by its shard's shape.
+std::vector<ch02::Unit> shard_units(const ModelConfig& cfg, int tp);
+
+/// Which unit a TpModel backward label completes ("lm head" -> the head, "layer l attention"
+/// -> layers.l, "embedding" -> embed), or -1 for a label that completes none ("layer l mlp").
+int unit_completed_by(const std::string& label, int layers);
+
+/// One rank of a DP x TP job.
+class DpTpTrainer {
+ public:
+  /// The TP model over @p tp (validate_tp first), its AdamW, and the DP buffers over @p dp.
+  DpTpTrainer(Ops& ops, Communicator& tp, Communicator& dp, const ModelConfig& cfg, const DpTpConfig& dc);
+  /// One training step on this rank's sequences @p local, weighted @p weight = b_d / B: zero
+  /// grads, TP forward, TP backward with the DP buckets posted as units finish, wait, unpack,
+  /// AdamW. Returns the mean loss over @p local (the same on every rank of the TP group).
+  double step(const nn::Batch& local, double weight);
+  /// The TP model (its shards hold the DP-reduced gradients after step()).
+  ch03::TpModel& model() { return model_; }
+  /// The flat layout of this rank's shards (n = dp ranks).
+  const ch02::FlatLayout& layout() const { return layout_; }
+  /// The DP buckets, in the order they are posted.
+  const std::vector<ch02::Bucket>& buckets() const { return buckets_; }
+  /// What the first step did, in order: "bwd(head)", "post AR(bucket 0)", ...
+  const std::vector<std::string>& schedule() const { return schedule_; }
+
+ private:
+  void unit_done(int u);
+  Ops* ops_;
+  Communicator* dp_;
+  DpTpConfig dc_;
+  ch03::TpModel model_;
+  ch02::FlatLayout layout_;
+  std::vector<ch02::Bucket> buckets_;
+  std::vector<std::vector<nn::Param*>> unit_params_;  // unit u's shards, in layout order
+  Tensor grads_;                                      // [padded]: packed, weighted shard gradients
+  std::vector<std::unique_ptr<Request>> pending_;     // this step's posted buckets
+  nn::AdamW opt_;
+  float weight_ = 1.0f;
+  int calls_ = 0;
+  std::vector<std::string> schedule_;
+};
+
+}  // namespace fivefold::ch07
