@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // The MPI + Google Benchmark scaffolding every bench_*.cpp shares: take --backend (or
-// $FIVEFOLD_BACKEND) out of argv, refuse flags that would make ranks disagree, time one call as
+// $FIVEFOLD_BACKEND) and the bench's own options out of argv, refuse flags that would make ranks disagree, time one call as
 // the max over ranks, and run the registered benchmarks on every rank with only rank 0
 // reporting (and writing --benchmark_out). main() wraps its body in bench_main().
 #pragma once
@@ -28,22 +28,48 @@ class NullReporter : public benchmark::BenchmarkReporter {
   void ReportRuns(const std::vector<Run>&) override {}
 };
 
-/// Removes "--backend X" / "--backend=X" from argv and returns X (default: $FIVEFOLD_BACKEND or cpu).
-inline std::string take_backend(int& argc, char** argv) {
-  const char* env = std::getenv("FIVEFOLD_BACKEND");
-  std::string name = env && *env ? env : "cpu";
+/// Removes "--name X" / "--name=X" from argv (every occurrence; the last wins) and returns X,
+/// or @p fallback when absent.
+inline std::string take_option(int& argc, char** argv, const char* name, const std::string& fallback) {
+  std::string value = fallback;
+  const std::size_t len = std::strlen(name);
   int w = 1;
   for (int i = 1; i < argc; ++i) {
-    if (std::strcmp(argv[i], "--backend") == 0 && i + 1 < argc) {
-      name = argv[++i];
-    } else if (std::strncmp(argv[i], "--backend=", 10) == 0) {
-      name = argv[i] + 10;
+    if (std::strcmp(argv[i], name) == 0 && i + 1 < argc) {
+      value = argv[++i];
+    } else if (std::strncmp(argv[i], name, len) == 0 && argv[i][len] == '=') {
+      value = argv[i] + len + 1;
     } else {
       argv[w++] = argv[i];
     }
   }
   argc = w;
-  return name;
+  return value;
+}
+
+/// take_option() as a number: throws UsageError naming the option and the value when it is not
+/// one (whole-string parse: "4x" is refused).
+inline double take_number(int& argc, char** argv, const char* name, double fallback) {
+  const std::string v = take_option(argc, argv, name, "");
+  if (v.empty()) return fallback;
+  char* end = nullptr;
+  const double x = std::strtod(v.c_str(), &end);
+  FIVEFOLD_USAGE_CHECK(end != v.c_str() && *end == '\0', name, " ", v, " is not a number; e.g. ", name, "=4");
+  return x;
+}
+
+/// take_number() for a count: throws UsageError unless it is a whole number >= @p min.
+inline int take_int(int& argc, char** argv, const char* name, int fallback, int min = 1) {
+  const double x = take_number(argc, argv, name, fallback);
+  FIVEFOLD_USAGE_CHECK(x == static_cast<double>(static_cast<long long>(x)) && x >= min && x <= 1e9, name, " ", x,
+                       " must be a whole number >= ", min);
+  return static_cast<int>(x);
+}
+
+/// Removes "--backend X" / "--backend=X" from argv and returns X (default: $FIVEFOLD_BACKEND or cpu).
+inline std::string take_backend(int& argc, char** argv) {
+  const char* env = std::getenv("FIVEFOLD_BACKEND");
+  return take_option(argc, argv, "--backend", env && *env ? env : "cpu");
 }
 
 /// On ranks other than 0, drops --benchmark_out* so that only rank 0 writes the file.
