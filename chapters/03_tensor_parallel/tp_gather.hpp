@@ -58,9 +58,10 @@ CheckResult check_all_shards(const std::string& name, TpParams& params, nn::Para
 CheckResult identical_across(Communicator& comm, Ops& ops, TpParams& params, const std::string& name,
                              const std::function<bool(const std::string&)>& pick);
 
-/// Writes DIR/<sub>/<name>.npy for every full parameter (values, or gradients with @p grads),
-/// gathered from the shards over @p tp. Collective over @p tp: every rank of the group calls it;
-/// only a rank that passes a non-empty @p dir writes.
+/// Writes DIR/SUB/NAME.npy (SUB = @p sub, NAME = the parameter's name) for every full
+/// parameter (values, or gradients with @p grads), gathered from the shards over @p tp.
+/// Collective over @p tp: every rank of the group calls it; only a rank that passes a
+/// non-empty @p dir writes.
 void dump_full_params(Communicator& tp, Ops& ops, TpParams& params, const std::string& dir, const std::string& sub,
                       bool grads);
 
