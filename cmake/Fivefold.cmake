@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: MIT
 # Helpers shared by every CMakeLists: add a chapter executable, add an MPI test at several
-# world sizes, add a chapter exercise with its expected-to-fail and solution tests.
+# world sizes, run a chapter and check its summary, check that a bad command line is refused,
+# add a chapter exercise with its expected-to-fail and solution tests.
 
 # The environment every MPI launch of ours gets (tests and the tour): allow root (CI runs as
 # root), allow more ranks than cores, and avoid the ptrace-based single-copy path that fails
@@ -52,6 +53,88 @@ function(fivefold_add_mpi_test name)
       set_tests_properties(${test} PROPERTIES PASS_REGULAR_EXPRESSION "${ARG_PASS_REGULAR_EXPRESSION}")
     endif()
   endforeach()
+endfunction()
+
+# fivefold_add_chapter_run(<program> <suffix> NP <n> [TRACE] [TIMEOUT <s>] [ARGS <args...>])
+# The chapter <program> (e.g. ch03_tensor_parallel) under mpiexec with --quiet --json (test
+# <program>.<suffix>.np<n>, exit 0 only when its own checks passed on every rank), then its
+# summary read back by tests/chapters/check_summary.cmake (test <program>.<suffix>.np<n>.json:
+# the chapter's name and world size, every check passed, every comm entry equal to its formula).
+# TRACE also writes a --trace and checks it has one pid per rank (keep those runs short: the
+# CMake JSON reader is slow on long traces). Files go to <binary dir>/runs/.
+function(fivefold_add_chapter_run program suffix)
+  cmake_parse_arguments(ARG "TRACE" "NP;TIMEOUT" "ARGS" ${ARGN})
+  if(NOT ARG_TIMEOUT)
+    set(ARG_TIMEOUT 120)
+  endif()
+  string(REGEX REPLACE "^ch" "" chapter ${program})  # ch03_tensor_parallel -> 03_tensor_parallel
+  set(dir ${CMAKE_CURRENT_BINARY_DIR}/runs)
+  file(MAKE_DIRECTORY ${dir})
+  set(base ${dir}/${program}.${suffix}.np${ARG_NP})
+  set(test ${program}.${suffix}.np${ARG_NP})
+  set(trace_args "")
+  set(trace_check "")
+  if(ARG_TRACE)
+    set(trace_args --trace ${base}.trace.json)
+    set(trace_check -DTRACE=${base}.trace.json)
+  endif()
+  fivefold_add_mpi_test(${program}.${suffix} COMMAND ${program} --quiet --json ${base}.json ${trace_args} ${ARG_ARGS}
+                        NP ${ARG_NP} LABELS chapter TIMEOUT ${ARG_TIMEOUT})
+  set_tests_properties(${test} PROPERTIES FIXTURES_SETUP ${test})
+  add_test(NAME ${test}.json
+           COMMAND ${CMAKE_COMMAND} -DJSON=${base}.json -DCHAPTER=${chapter} -DWORLD=${ARG_NP} ${trace_check}
+                   -P ${PROJECT_SOURCE_DIR}/tests/chapters/check_summary.cmake)
+  set_tests_properties(${test}.json PROPERTIES FIXTURES_REQUIRED ${test} LABELS chapter TIMEOUT 120)
+endfunction()
+
+# fivefold_add_bad_run(<program> <name> NP <n> ARGS <a|b|c> EXPECT <regex> [EXIT <code>])
+# A command line the chapter must refuse (test <program>.bad_<name>.np<n>): non-zero exit (or
+# exactly EXIT) within 60 s, and exactly one line starting with "error" that matches EXPECT
+# (tests/chapters/expect_error.cmake). ARGS separates the arguments with '|'.
+function(fivefold_add_bad_run program name)
+  cmake_parse_arguments(ARG "" "NP;ARGS;EXPECT;EXIT" "" ${ARGN})
+  set(test ${program}.bad_${name}.np${ARG_NP})
+  set(exit_arg "")
+  if(DEFINED ARG_EXIT)
+    set(exit_arg -DEXIT=${ARG_EXIT})
+  endif()
+  add_test(NAME ${test}
+           COMMAND ${CMAKE_COMMAND} -DMPIEXEC=${MPIEXEC_EXECUTABLE} -DNP=${ARG_NP} -DEXE=$<TARGET_FILE:${program}>
+                   "-DARGS=${ARG_ARGS}" "-DEXPECT=${ARG_EXPECT}" ${exit_arg}
+                   -P ${PROJECT_SOURCE_DIR}/tests/chapters/expect_error.cmake)
+  set_tests_properties(${test} PROPERTIES LABELS "chapter;mpi" TIMEOUT 90 PROCESSORS 2
+                       ENVIRONMENT "${FIVEFOLD_MPI_ENV}")
+endfunction()
+
+# fivefold_add_dump_check(<program> <suffix> NP <n> ARGS <args...> [SERIAL_ARGS <args...>])
+# A parallel chapter's --dump (test <program>.<suffix>.np<n>) checked by tests/ch03/check_dump.py
+# (test <program>.<suffix>.check: every file with its full shape, CONTRACT §3) and, when chapter
+# 01 is built, against chapter 01's dump of the same serial run (--step 4 SERIAL_ARGS; test
+# <program>.<suffix>.serial): inputs and initial parameters exact, the rest to 1e-5 / 1e-4.
+# Needs a python3 with NumPy (check_dump.py exits 77, a skip, without it).
+function(fivefold_add_dump_check program suffix)
+  cmake_parse_arguments(ARG "" "NP" "ARGS;SERIAL_ARGS" ${ARGN})
+  find_program(FIVEFOLD_NUMPY_PYTHON NAMES python3 HINTS /usr/bin DOC "python3 with NumPy")
+  if(NOT FIVEFOLD_NUMPY_PYTHON)
+    return()
+  endif()
+  set(dir ${CMAKE_CURRENT_BINARY_DIR}/runs/${program}.${suffix})
+  set(fixture ${program}.${suffix})
+  fivefold_add_mpi_test(${program}.${suffix} COMMAND ${program} --quiet --dump ${dir} ${ARG_ARGS}
+                        NP ${ARG_NP} LABELS chapter TIMEOUT 120)
+  set_tests_properties(${program}.${suffix}.np${ARG_NP} PROPERTIES FIXTURES_SETUP ${fixture})
+  set(ref "")
+  if(TARGET ch01_reference_model)
+    set(ref ${dir}.serial)
+    add_test(NAME ${program}.${suffix}.serial
+             COMMAND ch01_reference_model --quiet --dump ${ref} --step 4 ${ARG_SERIAL_ARGS})
+    set_tests_properties(${program}.${suffix}.serial PROPERTIES FIXTURES_SETUP ${fixture} LABELS chapter
+                         TIMEOUT 60 ENVIRONMENT "${FIVEFOLD_MPI_ENV}")
+  endif()
+  add_test(NAME ${program}.${suffix}.check
+           COMMAND ${FIVEFOLD_NUMPY_PYTHON} ${PROJECT_SOURCE_DIR}/tests/ch03/check_dump.py ${dir} ${ref})
+  set_tests_properties(${program}.${suffix}.check PROPERTIES FIXTURES_REQUIRED ${fixture} LABELS chapter
+                       TIMEOUT 60 SKIP_RETURN_CODE 77)
 endfunction()
 
 # fivefold_add_exercise(<chapter> <exercise> NP <n...> SOLUTION_NP <n...>)
