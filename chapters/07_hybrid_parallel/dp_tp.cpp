@@ -62,8 +62,14 @@ void DpTpTrainer::unit_done(int u) {
   if (calls_ == 1) schedule_.push_back("bwd(" + layout_.unit(u).name + ")");
   // TUTORIAL: as in chapter 02, a bucket's all-reduce starts as soon as its last unit is done,
   // while the TP backward of the earlier layers (and its own TP all-reduces) goes on.
+  // Every rank posts its buckets at the same point between the same TP all-reduces, so the two
+  // communicators see their calls in one order everywhere (NCCL needs that: a dp kernel waiting
+  // on its stream beside a tp kernel must not wait for a rank that launched them the other way).
   if (dc_.overlap && ch02::post_ready_bucket(*dp_, grads_, buckets_, u, pending_) && calls_ == 1)
     schedule_.push_back("post AR(bucket " + std::to_string(pending_.size() - 1) + ")");
+  // MPI moves a non-blocking collective only inside MPI calls: test the posted buckets (a test of
+  // a finished request is a no-op), so they progress between units even where tp is 1.
+  for (auto& r : pending_) r->test();
 }
 
 double DpTpTrainer::step(const nn::Batch& local, double weight) {

@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: MIT
 // ch07_hybrid_parallel: the process grid of hybrid parallelism. Ranks as coordinates on the
 // axes tp, sp (cp), ep, dp, pp; the groups of every set of axes and their communicators; where
-// the groups land on nodes and what each axis costs. Step 3 (DP x TP training of the model)
-// arrives with chapters 02 and 03.
-// Leaves out: training (step 3), topology discovery (nodes are assumed to hold consecutive ranks).
+// the groups land on nodes and what each axis costs; DP x TP training with chapters 02 and 03.
+// Leaves out: training with pp, sp or ep (their chapters), topology discovery (nodes are assumed
+// to hold consecutive ranks).
 // Run: mpirun -np 4 build/cpu/bin/ch07_hybrid_parallel                  (dp fills the world: dp 4)
 //      mpirun -np 8 build/cpu/bin/ch07_hybrid_parallel --tp 2 --pp 2
 //      mpirun -np 4 build/cpu/bin/ch07_hybrid_parallel --step 3 --tp 2      (DP x TP training)

@@ -156,8 +156,10 @@ void step3_dp_tp(Context& ctx, const Options& o) {
   if (!trainer.schedule().empty() && !ctx.narrator.quiet()) {
     std::string s;
     for (const std::string& e : trainer.schedule()) s += (s.empty() ? "" : " ") + e;
-    ctx.narrator.say("3b. The backward of step 0 on this rank, unit by unit (TP all-reduces run inside each unit;\n"
-                     "    a DP bucket is posted once its units are done, and runs during the next units):\n    " + s);
+    ctx.narrator.say(std::string("3b. The backward of step 0 on this rank, unit by unit (the TP all-reduces run inside the\n"
+                     "    head and layer units); ") +
+                     (dc.overlap ? "a DP bucket is posted once its units are done and runs during the next units:\n    "
+                                 : "--no-overlap: the DP buckets are all-reduced after the backward:\n    ") + s);
   }
 
   Table lt{"Loss per step: DP x TP (global batch) vs serial", {"step", "dp x tp", "serial"}, {}};
@@ -188,15 +190,17 @@ void step3_dp_tp(Context& ctx, const Options& o) {
   for (const auto& [op, c] : world_total) any["any"].calls += c.calls, any["any"].payload_bytes += c.payload_bytes;
   const CommEntry we = Context::entry("world", "any", any, 0, 0);
   for (const CommEntry& e : {te, de, we}) ctx.comm(e);
-  const double step2_dp = 4.0 * rank_params(grid, cfg).dense;  // step 2's model of a rank's gradient
-  ctx.narrator.say("3c. Per step and rank: tp " + std::to_string(te.calls / S) + " all-reduces of activations, " +
-                   human_bytes(static_cast<double>(te.payload_bytes) / S) + " (chapter 03's formula at b_d = " +
-                   std::to_string(b) + " rows); dp " + std::to_string(de.calls / S) + " " + dp_op + " of the shard "
-                   "gradients, " + human_bytes(static_cast<double>(de.payload_bytes) / S) + " = 4 x " +
-                   std::to_string(shard) + " elements, 1/tp of the matrices plus the norms (serial model: " +
-                   std::to_string(serial.params().numel()) + "; step 2 predicts " + human_bytes(step2_dp) +
-                   "); world: " + std::to_string(we.calls) + " calls. Counted == formula: " +
-                   (te.matches() && de.matches() && we.matches() ? "yes" : "NO") + ".");
+  const double step2_psi = rank_params(grid, cfg).dense;  // step 2's traffic model of this grid
+  ctx.narrator.say("3c. Per step, on rank 0 (b_d = " + std::to_string(b) + " rows):\n    tp: " +
+                   std::to_string(te.calls / S) + " all-reduces of activations, " +
+                   human_bytes(static_cast<double>(te.payload_bytes) / S) +
+                   " handed to them (chapter 03's formula at N = b_d T)\n    dp: " + std::to_string(de.calls / S) + " " +
+                   dp_op + " of the shard gradients, " + human_bytes(static_cast<double>(de.payload_bytes) / S) +
+                   " = 4 x " + std::to_string(shard) + " elements, 1/tp of the matrices plus the norms\n"
+                   "        (serial model: " + std::to_string(serial.params().numel()) +
+                   "; step 2's Psi for this grid: " + fmt("%.0f", step2_psi) +
+                   ", of which a ring sends 2(dp-1)/dp on the link)\n    world: " + std::to_string(we.calls) +
+                   " calls. Counted == formula: " + (te.matches() && de.matches() && we.matches() ? "yes" : "NO") + ".");
   if (cfg.steps > 1)
     ctx.narrator.say("Time per training step (this rank, after the first): " + fmt("%.2f", 1e3 * seconds / (cfg.steps - 1)) +
                      " ms (ranks share the cores here).");
