@@ -75,6 +75,7 @@ std::string dp_tp_blocker(const Options& o, int job_size) {
   } catch (const UsageError& e) {
     return e.what();
   }
+  if (o.model.steps < 1) return "--steps 0: step 3 trains; pass --steps 1 or more";
   if (o.model.batch < grid.size(Axis::dp))
     return "--batch " + std::to_string(o.model.batch) + " is smaller than dp " + std::to_string(grid.size(Axis::dp)) +
            " (every DP rank needs a sequence); raise --batch or lower dp";

@@ -50,7 +50,8 @@ ProcessGrid make_grid(const Options& o, int world_size);
 
 /// Why step 3 (DP x TP training) cannot run this layout on a job of @p job_size ranks, as one
 /// clause naming the value and the fix, or "" when it can: the grid must be the job's, sp, ep
-/// and pp must be 1, the model dense, tp valid for it (chapter 03's validate_tp) and B >= dp.
+/// and pp must be 1, the model dense, tp valid for it (chapter 03's validate_tp), steps >= 1
+/// and B >= dp.
 std::string dp_tp_blocker(const Options& o, int job_size);
 
 /// The run's settings (CONTRACT §3 config.json and the --json "config"): the model's keys, the
