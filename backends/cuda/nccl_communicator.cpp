@@ -131,39 +131,61 @@ void NcclCommunicator::flush_p2p() {
   for (P2p& p : ops) batch->keep.push_back(std::move(p.buf));
 }
 
-void NcclCommunicator::all_reduce(Tensor& buf, ReduceOp op) {
-  count("all_reduce", buf.nbytes());
-  if (on_host("all_reduce", buf)) return shadow_->all_reduce(buf, op);
-  check_reducible(buf, op, "all_reduce");
-  TraceSpan span("all_reduce", "comm");
+void NcclCommunicator::enqueue_all_reduce(Tensor& buf, ReduceOp op, const char* what) {
+  check_reducible(buf, op, what);
   begin();
   FIVEFOLD_CUDA_CHECK(ncclAllReduce(buf.raw(), buf.raw(), static_cast<std::size_t>(buf.numel()),
                                     nccl_type(buf.dtype()), nccl_op(op), comm_, stream_));
+}
+
+void NcclCommunicator::enqueue_all_gather(const Tensor& in, Tensor& out, const char* what) {
+  FIVEFOLD_CHECK(out.numel() == in.numel() * size() && in.dtype() == out.dtype(), what, ": out ", out.str(),
+                 " must hold ", size(), " x in ", in.str());
+  begin();
+  FIVEFOLD_CUDA_CHECK(ncclAllGather(in.raw(), out.raw(), static_cast<std::size_t>(in.numel()), nccl_type(in.dtype()),
+                                    comm_, stream_));
+}
+
+void NcclCommunicator::enqueue_reduce_scatter(const Tensor& in, Tensor& out, ReduceOp op, const char* what) {
+  FIVEFOLD_CHECK(in.numel() == out.numel() * size() && in.dtype() == out.dtype(), what, ": in ", in.str(),
+                 " must hold ", size(), " x out ", out.str());
+  check_reducible(in, op, what);
+  begin();
+  FIVEFOLD_CUDA_CHECK(ncclReduceScatter(in.raw(), out.raw(), static_cast<std::size_t>(out.numel()),
+                                        nccl_type(in.dtype()), nccl_op(op), comm_, stream_));
+}
+
+std::unique_ptr<Request> NcclCommunicator::in_flight(std::initializer_list<Tensor> keep) {
+  // TUTORIAL: no wait here. The event marks the end of the collective on our stream; the caller
+  // computes meanwhile and waits on the request when it needs the result.
+  auto batch = std::make_shared<NcclBatch>();
+  FIVEFOLD_CUDA_CHECK(cudaEventRecord(batch->done, stream_));
+  batch->issued = true;
+  for (const Tensor& t : keep) batch->keep.push_back(t);
+  return std::make_unique<NcclRequest>(std::move(batch), this);
+}
+
+void NcclCommunicator::all_reduce(Tensor& buf, ReduceOp op) {
+  count("all_reduce", buf.nbytes());
+  if (on_host("all_reduce", buf)) return shadow_->all_reduce(buf, op);
+  TraceSpan span("all_reduce", "comm");
+  enqueue_all_reduce(buf, op, "all_reduce");
   end_blocking();
 }
 
 void NcclCommunicator::all_gather(const Tensor& in, Tensor& out) {
   count("all_gather", in.nbytes());
   if (on_host("all_gather", in, &out)) return shadow_->all_gather(in, out);
-  FIVEFOLD_CHECK(out.numel() == in.numel() * size() && in.dtype() == out.dtype(), "all_gather: out ", out.str(),
-                 " must hold ", size(), " x in ", in.str());
   TraceSpan span("all_gather", "comm");
-  begin();
-  FIVEFOLD_CUDA_CHECK(ncclAllGather(in.raw(), out.raw(), static_cast<std::size_t>(in.numel()), nccl_type(in.dtype()),
-                                    comm_, stream_));
+  enqueue_all_gather(in, out, "all_gather");
   end_blocking();
 }
 
 void NcclCommunicator::reduce_scatter(const Tensor& in, Tensor& out, ReduceOp op) {
   count("reduce_scatter", in.nbytes());
   if (on_host("reduce_scatter", in, &out)) return shadow_->reduce_scatter(in, out, op);
-  FIVEFOLD_CHECK(in.numel() == out.numel() * size() && in.dtype() == out.dtype(), "reduce_scatter: in ", in.str(),
-                 " must hold ", size(), " x out ", out.str());
-  check_reducible(in, op, "reduce_scatter");
   TraceSpan span("reduce_scatter", "comm");
-  begin();
-  FIVEFOLD_CUDA_CHECK(ncclReduceScatter(in.raw(), out.raw(), static_cast<std::size_t>(out.numel()),
-                                        nccl_type(in.dtype()), nccl_op(op), comm_, stream_));
+  enqueue_reduce_scatter(in, out, op, "reduce_scatter");
   end_blocking();
 }
 
@@ -279,17 +301,22 @@ std::unique_ptr<Request> NcclCommunicator::irecv(Tensor& buf, int peer, int tag)
 std::unique_ptr<Request> NcclCommunicator::iall_reduce(Tensor& buf, ReduceOp op) {
   count("iall_reduce", buf.nbytes());
   if (on_host("iall_reduce", buf)) return shadow_->iall_reduce(buf, op);
-  check_reducible(buf, op, "iall_reduce");
-  auto batch = std::make_shared<NcclBatch>();
-  begin();
-  FIVEFOLD_CUDA_CHECK(ncclAllReduce(buf.raw(), buf.raw(), static_cast<std::size_t>(buf.numel()),
-                                    nccl_type(buf.dtype()), nccl_op(op), comm_, stream_));
-  // TUTORIAL: no wait here. The event marks the end of the all-reduce on our stream; the
-  // caller computes meanwhile and waits on the request when it needs the result.
-  FIVEFOLD_CUDA_CHECK(cudaEventRecord(batch->done, stream_));
-  batch->issued = true;
-  batch->keep.push_back(buf);
-  return std::make_unique<NcclRequest>(std::move(batch), this);
+  enqueue_all_reduce(buf, op, "iall_reduce");
+  return in_flight({buf});
+}
+
+std::unique_ptr<Request> NcclCommunicator::iall_gather(const Tensor& in, Tensor& out) {
+  count("iall_gather", in.nbytes());
+  if (on_host("iall_gather", in, &out)) return shadow_->iall_gather(in, out);
+  enqueue_all_gather(in, out, "iall_gather");
+  return in_flight({in, out});
+}
+
+std::unique_ptr<Request> NcclCommunicator::ireduce_scatter(const Tensor& in, Tensor& out, ReduceOp op) {
+  count("ireduce_scatter", in.nbytes());
+  if (on_host("ireduce_scatter", in, &out)) return shadow_->ireduce_scatter(in, out, op);
+  enqueue_reduce_scatter(in, out, op, "ireduce_scatter");
+  return in_flight({in, out});
 }
 
 void NcclCommunicator::barrier() {

@@ -8,8 +8,8 @@
 ///
 /// Streams: NCCL work runs on this communicator's own stream, which first waits for the
 /// compute stream, so a collective sees every kernel queued before it. Blocking methods wait
-/// for the stream before returning; iall_reduce returns at once with a Request that waits on
-/// a CUDA event, so compute can overlap with communication.
+/// for the stream before returning; iall_reduce, iall_gather and ireduce_scatter return at once
+/// with a Request that waits on a CUDA event, so compute can overlap with communication.
 ///
 /// Point-to-point: NCCL has no tags and a lone ncclSend blocks its stream until the peer
 /// receives, so two ranks that both isend before they irecv would deadlock. isend/irecv are
@@ -17,6 +17,8 @@
 /// on or tested, or with the next blocking call on this communicator. Tags are ignored:
 /// messages between two ranks match in the order they were posted.
 #pragma once
+
+#include <initializer_list>
 
 #include <memory>
 #include <string>
@@ -62,6 +64,8 @@ class NcclCommunicator : public Communicator {
   std::unique_ptr<Request> isend(const Tensor& buf, int peer, int tag) override;
   std::unique_ptr<Request> irecv(Tensor& buf, int peer, int tag) override;
   std::unique_ptr<Request> iall_reduce(Tensor& buf, ReduceOp op) override;
+  std::unique_ptr<Request> iall_gather(const Tensor& in, Tensor& out) override;
+  std::unique_ptr<Request> ireduce_scatter(const Tensor& in, Tensor& out, ReduceOp op) override;
   void barrier() override;
   std::unique_ptr<Communicator> split(int color, int key, const std::string& name) override;
 
@@ -81,6 +85,13 @@ class NcclCommunicator : public Communicator {
   void wait_for_compute();  // our stream waits for the work queued so far on the compute stream
   void begin();             // flushes queued p2p, then wait_for_compute()
   void end_blocking();      // waits for our stream
+  /// After a collective queued on our stream: a request whose event marks its end, keeping
+  /// @p keep alive until then (the non-blocking calls return it instead of waiting).
+  std::unique_ptr<Request> in_flight(std::initializer_list<Tensor> keep);
+  // Checks the buffers (errors name @p what), begin(), then queues the NCCL call on our stream.
+  void enqueue_all_reduce(Tensor& buf, ReduceOp op, const char* what);
+  void enqueue_all_gather(const Tensor& in, Tensor& out, const char* what);
+  void enqueue_reduce_scatter(const Tensor& in, Tensor& out, ReduceOp op, const char* what);
   void all_to_allv_device(const Tensor& in, const std::vector<std::int64_t>& send_counts, Tensor& out,
                           const std::vector<std::int64_t>& recv_counts);
   std::shared_ptr<NcclBatch> queue_p2p(bool is_send, const Tensor& buf, int peer);

@@ -204,6 +204,31 @@ TEST_P(CudaCommTest, IallReduceOverlapsCompute) {
   EXPECT_EQ(other.to_vector(), std::vector<float>(4096, 6.0f));
 }
 
+TEST_P(CudaCommTest, IallGatherAndIreduceScatterMatchTheirBlockingForms) {
+  // Non-blocking forms (NCCL: on the communication stream, completed by an event; staged: the
+  // blocking fallback) give exactly what every rank must hold, counted under their own names.
+  const std::int64_t n = 257;  // per-rank block
+  Tensor in = dev(mine(n));
+  Tensor gathered = ops().empty({n * size()});
+  auto g = comm().iall_gather(in, gathered);
+  std::vector<float> full(size() * n), sum(n, 0.0f);
+  for (int r = 0; r < size(); ++r)
+    for (std::int64_t i = 0; i < n; ++i) full[r * n + i] = val(r, i);
+  Tensor big = dev(mine(n * size()));
+  Tensor block = ops().empty({n});
+  auto rs = comm().ireduce_scatter(big, block, ReduceOp::sum);  // both in flight at once
+  for (int r = 0; r < size(); ++r)
+    for (std::int64_t i = 0; i < n; ++i) sum[i] += val(r, rank() * n + i);
+  rs->wait();
+  g->wait();
+  EXPECT_EQ(gathered.to_vector(), full);
+  EXPECT_EQ(block.to_vector(), sum);
+  EXPECT_EQ(comm().counts().at("iall_gather").calls, 1);
+  EXPECT_EQ(comm().counts().at("iall_gather").payload_bytes, 4 * n);
+  EXPECT_EQ(comm().counts().at("ireduce_scatter").payload_bytes, 4 * n * size());
+  EXPECT_EQ(comm().counts().count("all_gather"), 0u) << "counted twice (blocking and non-blocking)";
+}
+
 TEST_P(CudaCommTest, SplitOrdersByKeyAndCountsPerGroup) {
   const int color = rank() % 2;
   auto half = comm().split(color, size() - rank(), "half");  // key reverses the order
