@@ -65,17 +65,38 @@ void DpTpTrainer::unit_done(int u) {
   // Every rank posts its buckets at the same point between the same TP all-reduces, so the two
   // communicators see their calls in one order everywhere (NCCL needs that: a dp kernel waiting
   // on its stream beside a tp kernel must not wait for a rank that launched them the other way).
-  if (dc_.overlap && ch02::post_ready_bucket(*dp_, grads_, buckets_, u, pending_) && calls_ == 1)
-    schedule_.push_back("post AR(bucket " + std::to_string(pending_.size() - 1) + ")");
-  // MPI moves a non-blocking collective only inside MPI calls: test the posted buckets (a test of
-  // a finished request is a no-op), so they progress between units even where tp is 1.
-  for (auto& r : pending_) r->test();
+  if (dc_.overlap && ch02::post_ready_bucket(*dp_, grads_, buckets_, u, pending_)) {
+    posted_us_.push_back(Tracer::instance().now_us());
+    done_.push_back(false);
+    if (calls_ == 1) schedule_.push_back("post AR(bucket " + std::to_string(pending_.size() - 1) + ")");
+  }
+  poll(false);
+}
+
+void DpTpTrainer::poll(bool wait) {
+  // MPI moves a non-blocking collective only inside MPI calls, so the posted buckets are tested
+  // between units (they progress even where tp is 1); each one's life, from post to observed
+  // completion, goes into the trace on lane 1, where it shows beside the TP backward.
+  for (std::size_t b = 0; b < pending_.size(); ++b) {
+    if (done_[b]) continue;
+    if (wait) {
+      pending_[b]->wait();
+    } else if (!pending_[b]->test()) {
+      continue;
+    }
+    done_[b] = true;
+    const double end = Tracer::instance().now_us();
+    Tracer::instance().add(
+        TraceEvent{"dp iall_reduce bucket " + std::to_string(b), "comm", posted_us_[b], end - posted_us_[b], 1});
+  }
 }
 
 double DpTpTrainer::step(const nn::Batch& local, double weight) {
   ++calls_;
   weight_ = static_cast<float>(weight);
   pending_.clear();
+  posted_us_.clear();
+  done_.clear();
   model_.zero_grad();
   const double loss = model_.forward(local.inputs, local.targets);
   const int layers = model_.config().layers;
@@ -88,7 +109,7 @@ double DpTpTrainer::step(const nn::Batch& local, double weight) {
   {
     TraceSpan span("dp gradient all-reduce (exposed)", "comm");
     if (dc_.overlap) {
-      for (auto& r : pending_) r->wait();
+      poll(true);
     } else {
       for (std::size_t b = 0; b < buckets_.size(); ++b) {
         Tensor slice = grads_.flat(buckets_[b].offset, buckets_[b].numel);

@@ -74,6 +74,7 @@ class DpTpTrainer {
 
  private:
   void unit_done(int u);
+  void poll(bool wait);  // tests (or waits for) the posted buckets; traces each one's life
   Ops* ops_;
   Communicator* dp_;
   DpTpConfig dc_;
@@ -83,6 +84,8 @@ class DpTpTrainer {
   std::vector<std::vector<nn::Param*>> unit_params_;  // unit u's shards, in layout order
   Tensor grads_;                                      // [padded]: packed, weighted shard gradients
   std::vector<std::unique_ptr<Request>> pending_;     // this step's posted buckets
+  std::vector<double> posted_us_;                     // ... when each was posted (trace clock)
+  std::vector<bool> done_;                            // ... whether its completion was seen
   nn::AdamW opt_;
   float weight_ = 1.0f;
   int calls_ = 0;
