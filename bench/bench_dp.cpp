@@ -75,7 +75,8 @@ int main(int argc, char** argv) {
     g_cfg.batch = bench::take_int(ac, av, "--batch", 16);
     const int iters = bench::take_int(ac, av, "--iters", 10);
     const double bucket_mb = bench::take_number(ac, av, "--bucket-mb", 0.25);
-    FIVEFOLD_USAGE_CHECK(bucket_mb > 0, "--bucket-mb ", bucket_mb, " must be > 0");
+    FIVEFOLD_USAGE_CHECK(bucket_mb > 0, "--bucket-mb ", bucket_mb, " must be > 0 (the naive, unbucketed DDP is "
+                         "the ddp_naive variant)");
     g_cfg.validate();
     FIVEFOLD_USAGE_CHECK(g_cfg.batch >= size, "--batch ", g_cfg.batch, " is smaller than the ", size,
                          " ranks; pass --batch >= ", size);

@@ -69,6 +69,8 @@ void bm_dp_tp_step(benchmark::State& state, int tp_degree, bool overlap) {
   FIVEFOLD_CHECK(tp_bytes == static_cast<double>(f.bytes + b.bytes) && dp_bytes == 4.0 * static_cast<double>(shard),
                  "bench_dp_tp: counted ", tp_bytes, " tp and ", dp_bytes, " dp bytes per step; the formulas say ",
                  f.bytes + b.bytes, " and ", 4 * shard);
+  FIVEFOLD_CHECK(tp.counts().size() == 1 && dp.counts().size() == 1, "bench_dp_tp: ", tp.counts().size(), " and ",
+                 dp.counts().size(), " kinds of calls on the tp and dp groups; expected only their all-reduces");
   using benchmark::Counter;
   state.counters["tokens/s"] = Counter(iters * g_cfg.batch * g_cfg.seq, Counter::kIsRate);
   state.counters["tp_B/step"] = Counter(tp_bytes, Counter::kDefaults, Counter::OneK::kIs1024);

@@ -1,16 +1,19 @@
 // SPDX-License-Identifier: MIT
 // The MPI + Google Benchmark scaffolding every bench_*.cpp shares: take --backend (or
-// $FIVEFOLD_BACKEND) and the bench's own options out of argv, refuse flags that would make ranks disagree, time one call as
-// the max over ranks, and run the registered benchmarks on every rank with only rank 0
-// reporting (and writing --benchmark_out). main() wraps its body in bench_main().
+// $FIVEFOLD_BACKEND) and the bench's own options out of argv, refuse unknown options and flags
+// that would make ranks disagree, time one call as the max over ranks, and run the registered
+// benchmarks on every rank with only rank 0 reporting (and writing --benchmark_out). main()
+// wraps its body in bench_main().
 #pragma once
 
 #include <benchmark/benchmark.h>
 #include <mpi.h>
 
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -29,9 +32,9 @@ class NullReporter : public benchmark::BenchmarkReporter {
 };
 
 /// Removes "--name X" / "--name=X" from argv (every occurrence; the last wins) and returns X,
-/// or @p fallback when absent.
-inline std::string take_option(int& argc, char** argv, const char* name, const std::string& fallback) {
-  std::string value = fallback;
+/// or nothing when absent.
+inline std::optional<std::string> take_value(int& argc, char** argv, const char* name) {
+  std::optional<std::string> value;
   const std::size_t len = std::strlen(name);
   int w = 1;
   for (int i = 1; i < argc; ++i) {
@@ -47,22 +50,42 @@ inline std::string take_option(int& argc, char** argv, const char* name, const s
   return value;
 }
 
-/// take_option() as a number: throws UsageError naming the option and the value when it is not
-/// one (whole-string parse: "4x" is refused).
+/// Removes every "--name" from argv; true when there was one (a switch without a value).
+inline bool take_flag(int& argc, char** argv, const char* name) {
+  bool found = false;
+  int w = 1;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], name) == 0) {
+      found = true;
+    } else {
+      argv[w++] = argv[i];
+    }
+  }
+  argc = w;
+  return found;
+}
+
+/// take_value(), or @p fallback when absent.
+inline std::string take_option(int& argc, char** argv, const char* name, const std::string& fallback) {
+  return take_value(argc, argv, name).value_or(fallback);
+}
+
+/// take_value() as a finite number (or @p fallback when absent): throws UsageError naming the
+/// option and the value for an empty value, trailing characters ("4x"), inf or nan.
 inline double take_number(int& argc, char** argv, const char* name, double fallback) {
-  const std::string v = take_option(argc, argv, name, "");
-  if (v.empty()) return fallback;
+  const std::optional<std::string> v = take_value(argc, argv, name);
+  if (!v) return fallback;
   char* end = nullptr;
-  const double x = std::strtod(v.c_str(), &end);
-  FIVEFOLD_USAGE_CHECK(end != v.c_str() && *end == '\0', name, " ", v, " is not a number; e.g. ", name, "=4");
+  const double x = std::strtod(v->c_str(), &end);
+  FIVEFOLD_USAGE_CHECK(!v->empty() && *end == '\0' && std::isfinite(x), name, " '", *v,
+                       "' is not a number; e.g. ", name, "=4");
   return x;
 }
 
-/// take_number() for a count: throws UsageError unless it is a whole number >= @p min.
+/// take_number() for a count: throws UsageError unless it is a whole number in [@p min, 1e9].
 inline int take_int(int& argc, char** argv, const char* name, int fallback, int min = 1) {
   const double x = take_number(argc, argv, name, fallback);
-  FIVEFOLD_USAGE_CHECK(x == static_cast<double>(static_cast<long long>(x)) && x >= min && x <= 1e9, name, " ", x,
-                       " must be a whole number >= ", min);
+  FIVEFOLD_USAGE_CHECK(x >= min && x <= 1e9 && x == std::floor(x), name, " ", x, " must be a whole number >= ", min);
   return static_cast<int>(x);
 }
 
@@ -114,7 +137,10 @@ inline void run_benchmarks(int& argc, char** argv, const std::string& banner,
   if (ranks == Ranks::communicate) refuse_random_interleaving(argc, argv);
   const int rank = MpiSession::world_rank();
   if (rank != 0) drop_output_flags(argc, argv);
-  benchmark::Initialize(&argc, argv);
+  benchmark::Initialize(&argc, argv);  // takes the --benchmark_* flags it knows
+  FIVEFOLD_USAGE_CHECK(argc <= 1, "unknown option ", argc > 1 ? argv[1] : "",
+                       "; the bench's own options are listed in its file comment, plus Google Benchmark's "
+                       "--benchmark_* flags (--help lists those)");
   if (rank == 0) {
     std::printf("%s\n", banner.c_str());
     benchmark::RunSpecifiedBenchmarks();

@@ -102,16 +102,8 @@ struct Flags {
 
 Flags take_flags(int& argc, char** argv) {
   Flags f;
-  int w = 1;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    if (a == "--with-124m") f.with_124m = true;
-    else if (a == "--batch-124m" && i + 1 < argc) f.batch_124m = std::atoi(argv[++i]);
-    else if (a.rfind("--batch-124m=", 0) == 0) f.batch_124m = std::atoi(a.c_str() + 13);
-    else argv[w++] = argv[i];
-  }
-  argc = w;
-  FIVEFOLD_USAGE_CHECK(f.batch_124m >= 1, "--batch-124m must be >= 1 (got ", f.batch_124m, ")");
+  f.with_124m = bench::take_flag(argc, argv, "--with-124m");
+  f.batch_124m = bench::take_int(argc, argv, "--batch-124m", f.batch_124m);
   return f;
 }
 

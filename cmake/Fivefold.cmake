@@ -55,6 +55,18 @@ function(fivefold_add_mpi_test name)
   endforeach()
 endfunction()
 
+# In a helper, after cmake_parse_arguments(ARG ...): a misspelt or missing keyword (say, the
+# chapter's options without ARGS in front) stops the configure instead of vanishing silently.
+macro(fivefold_require_parsed helper)
+  if(ARG_UNPARSED_ARGUMENTS)
+    message(FATAL_ERROR "${helper}: unexpected arguments '${ARG_UNPARSED_ARGUMENTS}' "
+                        "(the chapter's options go after ARGS)")
+  endif()
+  if(NOT ARG_NP)
+    message(FATAL_ERROR "${helper}: NP <ranks> is required")
+  endif()
+endmacro()
+
 # fivefold_add_chapter_run(<program> <suffix> NP <n> [TRACE] [TIMEOUT <s>] [ARGS <args...>])
 # The chapter <program> (e.g. ch03_tensor_parallel) under mpiexec with --quiet --json (test
 # <program>.<suffix>.np<n>, exit 0 only when its own checks passed on every rank), then its
@@ -64,6 +76,7 @@ endfunction()
 # CMake JSON reader is slow on long traces). Files go to <binary dir>/runs/.
 function(fivefold_add_chapter_run program suffix)
   cmake_parse_arguments(ARG "TRACE" "NP;TIMEOUT" "ARGS" ${ARGN})
+  fivefold_require_parsed(fivefold_add_chapter_run)
   if(NOT ARG_TIMEOUT)
     set(ARG_TIMEOUT 120)
   endif()
@@ -88,16 +101,17 @@ function(fivefold_add_chapter_run program suffix)
 endfunction()
 
 # fivefold_add_bad_run(<program> <name> NP <n> ARGS <a|b|c> EXPECT <regex> [EXIT <code>])
-# A command line the chapter must refuse (test <program>.bad_<name>.np<n>): non-zero exit (or
-# exactly EXIT) within 60 s, and exactly one line starting with "error" that matches EXPECT
+# A command line the chapter must refuse (test <program>.bad_<name>.np<n>): exit status EXIT
+# (default 2, a usage error) within 60 s, and exactly one line starting with "error" that matches EXPECT
 # (tests/chapters/expect_error.cmake). ARGS separates the arguments with '|'.
 function(fivefold_add_bad_run program name)
   cmake_parse_arguments(ARG "" "NP;ARGS;EXPECT;EXIT" "" ${ARGN})
+  fivefold_require_parsed(fivefold_add_bad_run)
   set(test ${program}.bad_${name}.np${ARG_NP})
-  set(exit_arg "")
-  if(DEFINED ARG_EXIT)
-    set(exit_arg -DEXIT=${ARG_EXIT})
+  if(NOT DEFINED ARG_EXIT)
+    set(ARG_EXIT 2)  # CONTRACT §2: a bad option or an impossible layout exits 2
   endif()
+  set(exit_arg -DEXIT=${ARG_EXIT})
   add_test(NAME ${test}
            COMMAND ${CMAKE_COMMAND} -DMPIEXEC=${MPIEXEC_EXECUTABLE} -DNP=${ARG_NP} -DEXE=$<TARGET_FILE:${program}>
                    "-DARGS=${ARG_ARGS}" "-DEXPECT=${ARG_EXPECT}" ${exit_arg}
@@ -111,13 +125,11 @@ endfunction()
 # (test <program>.<suffix>.check: every file with its full shape, CONTRACT §3) and, when chapter
 # 01 is built, against chapter 01's dump of the same serial run (--step 4 SERIAL_ARGS; test
 # <program>.<suffix>.serial): inputs and initial parameters exact, the rest to 1e-5 / 1e-4.
-# Needs a python3 with NumPy (check_dump.py exits 77, a skip, without it).
+# The check needs a python3 with NumPy (check_dump.py exits 77, a skip, without NumPy; without
+# python3 only the dumps run).
 function(fivefold_add_dump_check program suffix)
   cmake_parse_arguments(ARG "" "NP" "ARGS;SERIAL_ARGS" ${ARGN})
-  find_program(FIVEFOLD_NUMPY_PYTHON NAMES python3 HINTS /usr/bin DOC "python3 with NumPy")
-  if(NOT FIVEFOLD_NUMPY_PYTHON)
-    return()
-  endif()
+  fivefold_require_parsed(fivefold_add_dump_check)
   set(dir ${CMAKE_CURRENT_BINARY_DIR}/runs/${program}.${suffix})
   set(fixture ${program}.${suffix})
   fivefold_add_mpi_test(${program}.${suffix} COMMAND ${program} --quiet --dump ${dir} ${ARG_ARGS}
@@ -130,6 +142,11 @@ function(fivefold_add_dump_check program suffix)
              COMMAND ch01_reference_model --quiet --dump ${ref} --step 4 ${ARG_SERIAL_ARGS})
     set_tests_properties(${program}.${suffix}.serial PROPERTIES FIXTURES_SETUP ${fixture} LABELS chapter
                          TIMEOUT 60 ENVIRONMENT "${FIVEFOLD_MPI_ENV}")
+  endif()
+  find_program(FIVEFOLD_NUMPY_PYTHON NAMES python3 HINTS /usr/bin DOC "python3 with NumPy")
+  if(NOT FIVEFOLD_NUMPY_PYTHON)
+    message(STATUS "${program}: no python3, so ${program}.${suffix}.check is not registered (the dump still runs)")
+    return()
   endif()
   add_test(NAME ${program}.${suffix}.check
            COMMAND ${FIVEFOLD_NUMPY_PYTHON} ${PROJECT_SOURCE_DIR}/tests/ch03/check_dump.py ${dir} ${ref})

@@ -155,13 +155,13 @@ void NcclCommunicator::enqueue_reduce_scatter(const Tensor& in, Tensor& out, Red
                                         nccl_type(in.dtype()), nccl_op(op), comm_, stream_));
 }
 
-std::unique_ptr<Request> NcclCommunicator::in_flight(std::initializer_list<Tensor> keep) {
+std::unique_ptr<Request> NcclCommunicator::in_flight(std::shared_ptr<NcclBatch> batch,
+                                                     std::initializer_list<Tensor> keep) {
   // TUTORIAL: no wait here. The event marks the end of the collective on our stream; the caller
   // computes meanwhile and waits on the request when it needs the result.
-  auto batch = std::make_shared<NcclBatch>();
-  FIVEFOLD_CUDA_CHECK(cudaEventRecord(batch->done, stream_));
-  batch->issued = true;
   for (const Tensor& t : keep) batch->keep.push_back(t);
+  batch->issued = true;
+  FIVEFOLD_CUDA_CHECK(cudaEventRecord(batch->done, stream_));
   return std::make_unique<NcclRequest>(std::move(batch), this);
 }
 
@@ -301,22 +301,25 @@ std::unique_ptr<Request> NcclCommunicator::irecv(Tensor& buf, int peer, int tag)
 std::unique_ptr<Request> NcclCommunicator::iall_reduce(Tensor& buf, ReduceOp op) {
   count("iall_reduce", buf.nbytes());
   if (on_host("iall_reduce", buf)) return shadow_->iall_reduce(buf, op);
+  auto batch = std::make_shared<NcclBatch>();  // its event exists before anything is queued
   enqueue_all_reduce(buf, op, "iall_reduce");
-  return in_flight({buf});
+  return in_flight(std::move(batch), {buf});
 }
 
 std::unique_ptr<Request> NcclCommunicator::iall_gather(const Tensor& in, Tensor& out) {
   count("iall_gather", in.nbytes());
   if (on_host("iall_gather", in, &out)) return shadow_->iall_gather(in, out);
+  auto batch = std::make_shared<NcclBatch>();  // its event exists before anything is queued
   enqueue_all_gather(in, out, "iall_gather");
-  return in_flight({in, out});
+  return in_flight(std::move(batch), {in, out});
 }
 
 std::unique_ptr<Request> NcclCommunicator::ireduce_scatter(const Tensor& in, Tensor& out, ReduceOp op) {
   count("ireduce_scatter", in.nbytes());
   if (on_host("ireduce_scatter", in, &out)) return shadow_->ireduce_scatter(in, out, op);
+  auto batch = std::make_shared<NcclBatch>();  // its event exists before anything is queued
   enqueue_reduce_scatter(in, out, op, "ireduce_scatter");
-  return in_flight({in, out});
+  return in_flight(std::move(batch), {in, out});
 }
 
 void NcclCommunicator::barrier() {

@@ -85,9 +85,10 @@ class NcclCommunicator : public Communicator {
   void wait_for_compute();  // our stream waits for the work queued so far on the compute stream
   void begin();             // flushes queued p2p, then wait_for_compute()
   void end_blocking();      // waits for our stream
-  /// After a collective queued on our stream: a request whose event marks its end, keeping
-  /// @p keep alive until then (the non-blocking calls return it instead of waiting).
-  std::unique_ptr<Request> in_flight(std::initializer_list<Tensor> keep);
+  /// After a collective queued on our stream: records @p batch's event (the collective's end)
+  /// and returns a request on it that keeps @p keep alive until then (the non-blocking calls
+  /// return it instead of waiting).
+  std::unique_ptr<Request> in_flight(std::shared_ptr<NcclBatch> batch, std::initializer_list<Tensor> keep);
   // Checks the buffers (errors name @p what), begin(), then queues the NCCL call on our stream.
   void enqueue_all_reduce(Tensor& buf, ReduceOp op, const char* what);
   void enqueue_all_gather(const Tensor& in, Tensor& out, const char* what);

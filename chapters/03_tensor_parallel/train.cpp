@@ -36,8 +36,9 @@ void train(Context& ctx, Lab& lab, bool narrate) {
   nn::AdamW sopt(ctx.ops, nn::AdamWConfig::from(cfg), serial.params());
   nn::AdamW topt(ctx.ops, nn::AdamWConfig::from(cfg));
   for (nn::Param& p : model.params().all()) topt.add(p.value, p.grad);  // TUTORIAL: each rank updates its shards
-  if (narrate) ctx.check(check_all_shards("initial shards == serial slices (exact)", model.params(), serial.params(), r, n,
-                                   false, 0.0));
+  if (narrate)
+    ctx.check(
+        check_all_shards("initial shards == serial slices (exact)", model.params(), serial.params(), r, n, false, 0.0));
   if (dumping) {
     if (!dir.empty()) {
       nlohmann::json j = config_json(lab.o, ctx.size());
@@ -48,7 +49,8 @@ void train(Context& ctx, Lab& lab, bool narrate) {
   }
 
   Table blocks{"Step 0, all-reduces block by block (counted on rank 0 vs formula)",
-               {"pass", "block", "calls", "bytes", "predicted calls", "predicted bytes", "ring bytes/rank"}, {}};
+               {"pass", "block", "calls", "bytes", "predicted calls", "predicted bytes", "ring bytes/rank"},
+               {}};
   bool backward = false;
   OpCount last;
   auto observe = [&](const std::string& label) {
@@ -99,7 +101,8 @@ void train(Context& ctx, Lab& lab, bool narrate) {
       if (narrate) {
         ctx.check(check_shard("step-0 logits shard == serial columns", model.logits(), serial.logits(), Split::cols, r,
                               n, 1e-5));
-        ctx.check(check_all_shards("step-0 gradients == serial slices", model.params(), serial.params(), r, n, true, 1e-5));
+        ctx.check(
+            check_all_shards("step-0 gradients == serial slices", model.params(), serial.params(), r, n, true, 1e-5));
       }
       if (dumping) {
         if (!dir.empty()) {
@@ -122,7 +125,8 @@ void train(Context& ctx, Lab& lab, bool narrate) {
 
   show(ctx, blocks);
   const std::int64_t N = static_cast<std::int64_t>(cfg.batch) * cfg.seq, C = cfg.dim;
-  ctx.narrator.say("Per layer and step: 2 all-reduces of [N, C] forward + 2 backward = 4 x " + human_bytes(4.0 * N * C) +
+  ctx.narrator.say("Per layer and step: 2 all-reduces of [N, C] forward + 2 backward = 4 x " +
+                   human_bytes(4.0 * N * C) +
                    " handed to all-reduce. Model per step: forward 2L+4 = " + std::to_string(2 * cfg.layers + 4) +
                    " calls, backward 2L+1 = " + std::to_string(2 * cfg.layers + 1) + ".");
   const CommCost f = model_forward_cost(cfg), b = model_backward_cost(cfg);
@@ -140,8 +144,9 @@ void train(Context& ctx, Lab& lab, bool narrate) {
   ctx.check(compare("loss per step == serial", Tensor::from_vector(losses, {cfg.steps}),
                     Tensor::from_vector(ref_losses, {cfg.steps}), 1e-5));
   ctx.check(check_all_shards("parameters after " + std::to_string(cfg.steps) + " AdamW steps == serial slices",
-                      model.params(), serial.params(), r, n, false, 1e-4));
-  ctx.check(identical_across(tp, ctx.ops, model.params(), "replicated norm weights identical on every TP rank (bitwise)",
+                             model.params(), serial.params(), r, n, false, 1e-4));
+  ctx.check(identical_across(tp, ctx.ops, model.params(),
+                             "replicated norm weights identical on every TP rank (bitwise)",
                              [](const std::string& name) { return split_of(name) == Split::replicated; }));
   ctx.narrator.say("Time per training step (forward + backward, this rank): TP " +
                    fmt("%.2f", 1e3 * tp_seconds / std::max(cfg.steps, 1)) + " ms, serial " +

@@ -40,7 +40,8 @@ DpTpTrainer::DpTpTrainer(Ops& ops, Communicator& tp, Communicator& dp, const Mod
       layout_(shard_units(cfg, tp.size()), dp.size(), /*per_unit=*/false),
       opt_(ops, nn::AdamWConfig::from(cfg)) {
   FIVEFOLD_CHECK(cfg.experts == 0, "DpTpTrainer: the TP model is dense; got --experts ", cfg.experts);
-  const std::int64_t max_elements = std::max<std::int64_t>(1, static_cast<std::int64_t>(dc.bucket_mb * 1024 * 1024 / 4));
+  const std::int64_t max_elements =
+      std::max<std::int64_t>(1, static_cast<std::int64_t>(dc.bucket_mb * 1024 * 1024 / 4));
   buckets_ = ch02::make_buckets(layout_, max_elements);
   grads_ = ops.zeros({layout_.padded()});
   for (int u = 0; u < layout_.num_units(); ++u) {

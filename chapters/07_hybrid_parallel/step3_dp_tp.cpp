@@ -35,8 +35,8 @@ nn::Batch rows_of_step(const ModelConfig& cfg, int k, int count, int offset) {
 /// The step-0 logits [B, T, V] of the whole global batch on world rank 0 (host; empty elsewhere):
 /// each TP group gathers its rows' vocabulary columns, then the DP group gathers the rows
 /// (padded to the largest b_d). Uncounted: a dump, not training.
-Tensor gather_logits(Context& ctx, Communicator& tp, Communicator& dp, const Tensor& mine, const ch02::BatchSplit& split,
-                     const ModelConfig& cfg) {
+Tensor gather_logits(Context& ctx, Communicator& tp, Communicator& dp, const Tensor& mine,
+                     const ch02::BatchSplit& split, const ModelConfig& cfg) {
   const Tensor rows = ch03::gather_full(tp, ctx.ops, mine, Split::cols);  // [b_d, T, V]
   const std::int64_t row = static_cast<std::int64_t>(cfg.seq) * cfg.vocab, most = split.count(0) * row;
   Tensor padded = Tensor::zeros({most});
@@ -128,7 +128,8 @@ void step3_dp_tp(Context& ctx, const Options& o) {
     dp_total = sum(dp_total, dp.counts());
     // The global mean loss = sum_d (b_d / B) * mean_d; one tp rank per dp group contributes
     // (uncounted: bookkeeping for the table, not training).
-    Tensor l = ctx.ops.upload(Tensor::from_vector(std::vector<float>{t == 0 ? static_cast<float>(mine * split.weight(d)) : 0.f}, {1}));
+    const float part = t == 0 ? static_cast<float>(mine * split.weight(d)) : 0.0f;
+    Tensor l = ctx.ops.upload(Tensor::from_vector(std::vector<float>{part}, {1}));
     ch03::uncounted(ctx.world, [&] { ctx.world.all_reduce(l); });
     losses.push_back(l.to_vector()[0]);
 
@@ -156,10 +157,10 @@ void step3_dp_tp(Context& ctx, const Options& o) {
   if (!trainer.schedule().empty() && !ctx.narrator.quiet()) {
     std::string s;
     for (const std::string& e : trainer.schedule()) s += (s.empty() ? "" : " ") + e;
-    ctx.narrator.say(std::string("3b. The backward of step 0 on this rank, unit by unit (the TP all-reduces run inside the\n"
-                     "    head and layer units); ") +
-                     (dc.overlap ? "a DP bucket is posted once its units are done and runs during the next units:\n    "
-                                 : "--no-overlap: the DP buckets are all-reduced after the backward:\n    ") + s);
+    const char* how = dc.overlap ? "a DP bucket is posted once its units are done and runs during the next units"
+                                 : "--no-overlap: the DP buckets are all-reduced after the backward";
+    ctx.narrator.say(std::string("3b. The backward of step 0 on this rank, unit by unit (the TP all-reduces run\n"
+                                 "    inside the head and layer units); ") + how + ":\n    " + s);
   }
 
   Table lt{"Loss per step: DP x TP (global batch) vs serial", {"step", "dp x tp", "serial"}, {}};
@@ -191,19 +192,21 @@ void step3_dp_tp(Context& ctx, const Options& o) {
   const CommEntry we = Context::entry("world", "any", any, 0, 0);
   for (const CommEntry& e : {te, de, we}) ctx.comm(e);
   const double step2_psi = rank_params(grid, cfg).dense;  // step 2's traffic model of this grid
+  const bool all_match = te.matches() && de.matches() && we.matches();
   ctx.narrator.say("3c. Per step, on rank 0 (b_d = " + std::to_string(b) + " rows):\n    tp: " +
                    std::to_string(te.calls / S) + " all-reduces of activations, " +
                    human_bytes(static_cast<double>(te.payload_bytes) / S) +
-                   " handed to them (chapter 03's formula at N = b_d T)\n    dp: " + std::to_string(de.calls / S) + " " +
-                   dp_op + " of the shard gradients, " + human_bytes(static_cast<double>(de.payload_bytes) / S) +
-                   " = 4 x " + std::to_string(shard) + " elements, 1/tp of the matrices plus the norms\n"
+                   " handed to them (chapter 03's formula at N = b_d T)\n    dp: " + std::to_string(de.calls / S) +
+                   " " + dp_op + " of the shard gradients, " +
+                   human_bytes(static_cast<double>(de.payload_bytes) / S) + " = 4 x " + std::to_string(shard) +
+                   " elements, 1/tp of the matrices plus the norms\n"
                    "        (serial model: " + std::to_string(serial.params().numel()) +
                    "; step 2's Psi for this grid: " + fmt("%.0f", step2_psi) +
                    ", of which a ring sends 2(dp-1)/dp on the link)\n    world: " + std::to_string(we.calls) +
-                   " calls. Counted == formula: " + (te.matches() && de.matches() && we.matches() ? "yes" : "NO") + ".");
+                   " calls. Counted == formula: " + (all_match ? "yes" : "NO") + ".");
   if (cfg.steps > 1)
-    ctx.narrator.say("Time per training step (this rank, after the first): " + fmt("%.2f", 1e3 * seconds / (cfg.steps - 1)) +
-                     " ms (ranks share the cores here).");
+    ctx.narrator.say("Time per training step (this rank, after the first): " +
+                     fmt("%.2f", 1e3 * seconds / (cfg.steps - 1)) + " ms (ranks share the cores here).");
 
   const std::int64_t held = model.params().numel();
   ctx.summary.param_bytes_per_rank.clear();

@@ -225,8 +225,19 @@ TEST_P(CudaCommTest, IallGatherAndIreduceScatterMatchTheirBlockingForms) {
   EXPECT_EQ(block.to_vector(), sum);
   EXPECT_EQ(comm().counts().at("iall_gather").calls, 1);
   EXPECT_EQ(comm().counts().at("iall_gather").payload_bytes, 4 * n);
+  EXPECT_EQ(comm().counts().at("ireduce_scatter").calls, 1);
   EXPECT_EQ(comm().counts().at("ireduce_scatter").payload_bytes, 4 * n * size());
   EXPECT_EQ(comm().counts().count("all_gather"), 0u) << "counted twice (blocking and non-blocking)";
+  EXPECT_EQ(comm().counts().count("reduce_scatter"), 0u) << "counted twice (blocking and non-blocking)";
+  // Host tensors take the MPI path (the shadow communicator), counted once here too.
+  Tensor hin = Tensor::from_vector(mine(3), {3});
+  Tensor hout = Tensor::empty({3 * size()});
+  comm().iall_gather(hin, hout)->wait();
+  std::vector<float> hwant(3 * size());
+  for (int r = 0; r < size(); ++r)
+    for (int i = 0; i < 3; ++i) hwant[r * 3 + i] = val(r, i);
+  EXPECT_EQ(hout.to_vector(), hwant);
+  EXPECT_EQ(comm().counts().at("iall_gather").calls, 2);
 }
 
 TEST_P(CudaCommTest, SplitOrdersByKeyAndCountsPerGroup) {
