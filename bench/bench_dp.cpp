@@ -10,6 +10,9 @@
 // rank sends per step with ring collectives (from the counted payload), and the bytes it holds
 // (parameters + gradients + optimizer + communication buffers).
 //
+// Options: --vocab --dim --heads --kv-heads --ffn --layers --seq --batch (the model: L 4, C 128,
+// F 256, T 64, B 16, the rest the chapter's), --iters N (10), --bucket-mb M (0.25), --backend,
+// and Google Benchmark's --benchmark_* flags.
 // Run:  mpirun -np 2 build/cpu/bin/bench_dp
 //       mpirun -np 4 build/cpu/bin/bench_dp --layers=8 --dim=256 --ffn=512 --benchmark_filter='zero'
 //       mpirun -np 2 build/cuda/bin/bench_dp --backend=cuda
@@ -67,17 +70,17 @@ void bm_step(benchmark::State& state, ch02::DpConfig dc) {
 int main(int argc, char** argv) {
   return bench::bench_main(argc, argv, [](int& ac, char** av, const std::string& backend_name) {
     const int size = MpiSession::world_size();
-    // A model a little larger than the chapter's default, so a step is mostly compute.
-    g_cfg.layers = bench::take_int(ac, av, "--layers", 4);
-    g_cfg.dim = bench::take_int(ac, av, "--dim", 128);
-    g_cfg.ffn = bench::take_int(ac, av, "--ffn", 256);
-    g_cfg.seq = bench::take_int(ac, av, "--seq", 64);
-    g_cfg.batch = bench::take_int(ac, av, "--batch", 16);
+    ModelConfig d;  // a little larger than the chapter's default, so a step is mostly compute
+    d.layers = 4;
+    d.dim = 128;
+    d.ffn = 256;
+    d.seq = 64;
+    d.batch = 16;
+    g_cfg = bench::take_model(ac, av, d);
     const int iters = bench::take_int(ac, av, "--iters", 10);
     const double bucket_mb = bench::take_number(ac, av, "--bucket-mb", 0.25);
     FIVEFOLD_USAGE_CHECK(bucket_mb > 0, "--bucket-mb ", bucket_mb, " must be > 0 (the naive, unbucketed DDP is "
                          "the ddp_naive variant)");
-    g_cfg.validate();
     FIVEFOLD_USAGE_CHECK(g_cfg.batch >= size, "--batch ", g_cfg.batch, " is smaller than the ", size,
                          " ranks; pass --batch >= ", size);
     Backend backend = make_backend(backend_name);

@@ -8,6 +8,9 @@
 // all-reduces per step (checked against chapter 03's formula and params_per_rank), and the
 // parameters a rank holds. t = one step, max over ranks; fixed iteration counts; rank 0 reports.
 //
+// Options: --vocab --dim --heads --kv-heads --ffn --layers --seq --batch (the model: V 512,
+// C 256, H 8, Hkv 4, F 1024, L 4, T 64, B 16), --iters N (10), --backend, and Google
+// Benchmark's --benchmark_* flags.
 // Run:  mpirun -np 4 build/cpu/bin/bench_dp_tp
 //       mpirun -np 4 build/cpu/bin/bench_dp_tp --dim=512 --ffn=2048 --benchmark_filter='overlap'
 //       mpirun -np 2 build/cuda/bin/bench_dp_tp --backend=cuda
@@ -83,17 +86,17 @@ void bm_dp_tp_step(benchmark::State& state, int tp_degree, bool overlap) {
 int main(int argc, char** argv) {
   return bench::bench_main(argc, argv, [](int& ac, char** av, const std::string& backend_name) {
     const int W = MpiSession::world_size();
-    // A model wider than the chapter's default, so a step is mostly compute.
-    g_cfg.heads = bench::take_int(ac, av, "--heads", 8);
-    g_cfg.kv_heads = bench::take_int(ac, av, "--kv-heads", 4);
-    g_cfg.dim = bench::take_int(ac, av, "--dim", 256);
-    g_cfg.ffn = bench::take_int(ac, av, "--ffn", 1024);
-    g_cfg.vocab = bench::take_int(ac, av, "--vocab", 512);
-    g_cfg.layers = bench::take_int(ac, av, "--layers", 4);
-    g_cfg.seq = bench::take_int(ac, av, "--seq", 64);
-    g_cfg.batch = bench::take_int(ac, av, "--batch", 16);
+    ModelConfig d;  // wider than the chapter's default, so a step is mostly compute
+    d.heads = 8;
+    d.kv_heads = 4;
+    d.dim = 256;
+    d.ffn = 1024;
+    d.vocab = 512;
+    d.layers = 4;
+    d.seq = 64;
+    d.batch = 16;
+    g_cfg = bench::take_model(ac, av, d);
     const int iters = bench::take_int(ac, av, "--iters", 10);
-    g_cfg.validate();
     FIVEFOLD_USAGE_CHECK(g_cfg.batch >= W, "--batch ", g_cfg.batch, " is smaller than the ", W,
                          " ranks (dp can reach ", W, "); pass --batch >= ", W);
     Backend backend = make_backend(backend_name);

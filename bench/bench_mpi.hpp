@@ -19,6 +19,7 @@
 
 #include "backends/runtime.hpp"
 #include "common/check.hpp"
+#include "common/model_config.hpp"
 
 namespace fivefold::bench {
 
@@ -87,6 +88,23 @@ inline int take_int(int& argc, char** argv, const char* name, int fallback, int 
   const double x = take_number(argc, argv, name, fallback);
   FIVEFOLD_USAGE_CHECK(x >= min && x <= 1e9 && x == std::floor(x), name, " ", x, " must be a whole number >= ", min);
   return static_cast<int>(x);
+}
+
+/// The model options a training bench accepts (--vocab --dim --heads --kv-heads --ffn --layers
+/// --seq --batch), each defaulting to @p defaults' value, then validated (UsageError naming the
+/// problem, as the chapters do).
+inline ModelConfig take_model(int& argc, char** argv, ModelConfig defaults) {
+  ModelConfig c = defaults;
+  c.vocab = take_int(argc, argv, "--vocab", c.vocab);
+  c.dim = take_int(argc, argv, "--dim", c.dim);
+  c.heads = take_int(argc, argv, "--heads", c.heads);
+  c.kv_heads = take_int(argc, argv, "--kv-heads", c.kv_heads);
+  c.ffn = take_int(argc, argv, "--ffn", c.ffn);
+  c.layers = take_int(argc, argv, "--layers", c.layers);
+  c.seq = take_int(argc, argv, "--seq", c.seq);
+  c.batch = take_int(argc, argv, "--batch", c.batch);
+  c.validate();
+  return c;
 }
 
 /// Removes "--backend X" / "--backend=X" from argv and returns X (default: $FIVEFOLD_BACKEND or cpu).
