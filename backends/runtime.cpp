@@ -98,4 +98,18 @@ bool all_ranks_true(Communicator& comm, bool ok) {
   return flag.at<float>(0) == 0.0f;
 }
 
+int exercise_verdict(Communicator& world, const std::string& what, const std::string& problem,
+                     const std::string& hint) {
+  const std::vector<std::string> all = all_gather_strings(world, problem);
+  const bool ok = all_ranks_true(world, problem.empty());
+  if (world.rank() == 0) {
+    std::printf("exercise %s at n = %d: %s\n", what.c_str(), world.size(), ok ? "PASSED" : "FAILED");
+    for (std::size_t r = 0; r < all.size(); ++r)
+      if (!all[r].empty()) std::printf("  rank %zu: %s\n", r, all[r].c_str());
+    if (!ok) std::printf("  hint: %s\n", hint.c_str());
+    std::fflush(stdout);
+  }
+  return ok ? 0 : 1;
+}
+
 }  // namespace fivefold

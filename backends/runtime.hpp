@@ -42,4 +42,11 @@ std::vector<std::string> all_gather_strings(Communicator& comm, const std::strin
 /// when it passed everywhere.
 bool all_ranks_true(Communicator& comm, bool ok);
 
+/// The verdict of a chapter exercise run under MPI: @p problem is this rank's first problem
+/// ("" when none). Rank 0 prints "exercise <what> at n = <ranks>: PASSED" or "FAILED", each
+/// rank's problem, and @p hint on failure. Collective over @p world; returns the exit status
+/// (0 only when every rank passed).
+int exercise_verdict(Communicator& world, const std::string& what, const std::string& problem,
+                     const std::string& hint);
+
 }  // namespace fivefold

@@ -19,7 +19,6 @@
 #include <string>
 
 #include "backends/backend.hpp"
-#include "backends/grid_comms.hpp"
 #include "bench/bench_mpi.hpp"
 #include "chapters/02_data_parallel/flat_layout.hpp"
 #include "chapters/03_tensor_parallel/tp_costs.hpp"
@@ -42,11 +41,10 @@ std::int64_t payload(const CommCounts& counts, const std::string& op) {
 void bm_dp_tp_step(benchmark::State& state, int tp_degree, bool overlap) {
   Communicator& world = *g_backend->world;
   Ops& ops = *g_backend->ops;
-  const int W = world.size(), dp_degree = W / tp_degree;
-  const ProcessGrid grid({tp_degree, 1, 1, dp_degree, 1}, kDefaultOrder, W);
-  const GridComms comms(world, grid, {AxisSet{Axis::tp}, AxisSet{Axis::dp}});
-  Communicator& tp = comms.get("tp");
-  Communicator& dp = comms.get("dp");
+  const int dp_degree = world.size() / tp_degree;
+  const ch07::DpTpComms comms = ch07::split_dp_tp(world, tp_degree);  // tp fastest: rank = t + tp*d
+  Communicator& tp = *comms.tp;
+  Communicator& dp = *comms.dp;
   ch07::DpTpConfig dc;
   dc.overlap = overlap;
   ch07::DpTpTrainer trainer(ops, tp, dp, g_cfg, dc);

@@ -10,6 +10,16 @@
 
 namespace fivefold::ch07 {
 
+DpTpComms split_dp_tp(Communicator& world, int tp) {
+  FIVEFOLD_CHECK(tp >= 1 && world.size() % tp == 0, "split_dp_tp: tp ", tp, " does not divide the world of ",
+                 world.size(), " rank(s)");
+  const int r = world.rank(), t = r % tp, d = r / tp;
+  DpTpComms c;
+  c.tp = world.split(/*color=*/d, /*key=*/t, "tp");  // TUTORIAL: same rows of the batch, ordered by shard
+  c.dp = world.split(/*color=*/t, /*key=*/d, "dp");  // TUTORIAL: same shard, ordered by rows
+  return c;
+}
+
 std::vector<ch02::Unit> shard_units(const ModelConfig& cfg, int tp) {
   std::vector<ch02::Unit> units = ch02::model_units(cfg);
   for (ch02::Unit& u : units) {

@@ -46,6 +46,18 @@ struct DpTpConfig {
   bool overlap = true;      ///< post each bucket during the backward (else blocking, after it)
 };
 
+/// The two communicators of a dp x tp grid with tp varying fastest (the default order,
+/// rank = t + tp*d): a TP group is tp neighbouring ranks (same d), a DP group the ranks tp apart
+/// that hold the same shard (same t).
+struct DpTpComms {
+  std::unique_ptr<Communicator> tp;  ///< this rank's TP group, group-local rank t
+  std::unique_ptr<Communicator> dp;  ///< this rank's DP group, group-local rank d
+};
+
+/// Builds them with two splits of @p world (collective); @p tp must divide the world size. For
+/// this grid it is what GridComms does for {tp} and {dp}; chapter 07's exercise 3 is this function.
+DpTpComms split_dp_tp(Communicator& world, int tp);
+
 /// The units of the TP shards of @p cfg over @p tp ranks: chapter 02's units (embed, layers.l,
 /// head) with every parameter's shape replaced by its shard's shape.
 std::vector<ch02::Unit> shard_units(const ModelConfig& cfg, int tp);

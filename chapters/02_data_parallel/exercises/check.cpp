@@ -17,18 +17,6 @@ namespace {
 /// Gradient element i of rank r: a small integer, different on every rank and element.
 float grad_value(int r, std::int64_t i) { return static_cast<float>((r + 1) * (i % 7) - 3); }
 
-int verdict(Communicator& world, const char* what, const std::string& problem, const char* hint) {
-  const std::vector<std::string> all = all_gather_strings(world, problem);
-  const bool ok = all_ranks_true(world, problem.empty());
-  if (world.rank() == 0) {
-    std::printf("exercise %s at n = %d: %s\n", what, world.size(), ok ? "PASSED" : "FAILED");
-    for (std::size_t r = 0; r < all.size(); ++r)
-      if (!all[r].empty()) std::printf("  rank %zu: %s\n", r, all[r].c_str());
-    if (!ok) std::printf("  hint: %s\n", hint);
-  }
-  return ok ? 0 : 1;
-}
-
 /// Seven units of uneven sizes (one parameter each), in one flat buffer without padding.
 FlatLayout seven_units() {
   std::vector<Unit> units;
@@ -70,9 +58,9 @@ int check_bucket_reduce(int argc, char** argv, PostReadyBucketFn fn) {
         problem = "gradient " + std::to_string(i) + " is " + std::to_string(grads.at<float>(i)) + ", expected " +
                   std::to_string(want) + " (the sum over ranks)";
     }
-    return verdict(world, "bucket reduce", problem,
-                   "units finish from the last to the first, so a bucket is complete when its LOWEST unit "
-                   "(first_unit) is done; then iall_reduce its slice grads.flat(offset, numel) (README, step 2)");
+    return exercise_verdict(world, "bucket reduce", problem,
+                            "units finish from the last to the first, so a bucket is complete when its LOWEST unit "
+                            "(first_unit) is done; then iall_reduce its slice grads.flat(offset, numel) (README, step 2)");
   });
 }
 
@@ -109,9 +97,9 @@ int check_zero1_update(int argc, char** argv, Zero1UpdateFn fn) {
         problem = "parameter " + std::to_string(i) + " (slice of rank " + std::to_string(i / s) + ") is " +
                   std::to_string(got) + ", expected " + std::to_string(want);
     }
-    return verdict(world, "ZeRO-1 update", problem,
-                   "three lines: reduce_scatter the gradient into grad_shard; opt.step(); copy your slice of params "
-                   "into send and all_gather it back into params (README, step 3)");
+    return exercise_verdict(world, "ZeRO-1 update", problem,
+                            "three lines: reduce_scatter the gradient into grad_shard; opt.step(); copy your slice of params "
+                            "into send and all_gather it back into params (README, step 3)");
   });
 }
 
