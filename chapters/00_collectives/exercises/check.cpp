@@ -3,7 +3,6 @@
 // integer-valued floats so every sum is exact whatever the order. Rank 0 prints the verdict.
 #include "chapters/00_collectives/exercises/check.hpp"
 
-#include <cstdio>
 #include <string>
 
 #include "backends/backend.hpp"
@@ -26,18 +25,6 @@ std::string first_mismatch(const std::vector<float>& got, const std::vector<floa
   return {};
 }
 
-int verdict(Communicator& world, const char* what, const std::string& problem, const char* hint) {
-  const std::vector<std::string> all = all_gather_strings(world, problem);
-  const bool ok = all_ranks_true(world, problem.empty());
-  if (world.rank() == 0) {
-    std::printf("exercise %s at n = %d: %s\n", what, world.size(), ok ? "PASSED" : "FAILED");
-    for (std::size_t r = 0; r < all.size(); ++r)
-      if (!all[r].empty()) std::printf("  rank %zu: %s\n", r, all[r].c_str());
-    if (!ok) std::printf("  hint: %s\n", hint);
-  }
-  return ok ? 0 : 1;
-}
-
 }  // namespace
 
 int check_reduce_scatter(int argc, char** argv, ReduceScatterFn fn) {
@@ -56,9 +43,10 @@ int check_reduce_scatter(int argc, char** argv, ReduceScatterFn fn) {
       for (int q = 0; q < n; ++q) want[i] += value(q, mine.offset + i);
     const std::vector<float> got = buf.flat(mine.offset, mine.size).to_vector();
     const std::string bad = first_mismatch(got, want, mine.offset);
-    return verdict(*b.world, "reduce-scatter", bad.empty() ? bad : "chunk " + std::to_string(r) + ": " + bad,
-                   "follow one chunk c: it needs n-1 hops to the right to visit every rank and must end on rank c, "
-                   "so which rank sends it at step 0? (README, 'The idea')");
+    return exercise_verdict(
+        *b.world, "reduce-scatter", bad.empty() ? bad : "chunk " + std::to_string(r) + ": " + bad,
+        "follow one chunk c: it needs n-1 hops to the right to visit every rank and must end on rank c, "
+        "so which rank sends it at step 0? (README, 'The idea')");
   });
 }
 
@@ -74,8 +62,9 @@ int check_all_gather(int argc, char** argv, AllGatherFn fn) {
     Tensor buf = b.ops->upload(Tensor::from_vector(x, {count}));
     fn(*b.world, buf);
     const std::string bad = first_mismatch(buf.to_vector(), want, 0);
-    return verdict(*b.world, "all-gather", bad, "at step 0 a rank sends its own chunk; what did it receive at step s-1? "
-                   "(README, 'The idea')");
+    return exercise_verdict(*b.world, "all-gather", bad,
+                            "at step 0 a rank sends its own chunk; what did it receive at step s-1? "
+                            "(README, 'The idea')");
   });
 }
 

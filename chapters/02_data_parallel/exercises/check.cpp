@@ -4,7 +4,6 @@
 #include "chapters/02_data_parallel/exercises/check.hpp"
 
 #include <cmath>
-#include <cstdio>
 #include <string>
 
 #include "backends/backend.hpp"
@@ -58,9 +57,10 @@ int check_bucket_reduce(int argc, char** argv, PostReadyBucketFn fn) {
         problem = "gradient " + std::to_string(i) + " is " + std::to_string(grads.at<float>(i)) + ", expected " +
                   std::to_string(want) + " (the sum over ranks)";
     }
-    return exercise_verdict(world, "bucket reduce", problem,
-                            "units finish from the last to the first, so a bucket is complete when its LOWEST unit "
-                            "(first_unit) is done; then iall_reduce its slice grads.flat(offset, numel) (README, step 2)");
+    return exercise_verdict(
+        world, "bucket reduce", problem,
+        "units finish from the last to the first, so a bucket is complete when its LOWEST unit "
+        "(first_unit) is done; then iall_reduce its slice grads.flat(offset, numel) (README, step 2)");
   });
 }
 
@@ -97,9 +97,10 @@ int check_zero1_update(int argc, char** argv, Zero1UpdateFn fn) {
         problem = "parameter " + std::to_string(i) + " (slice of rank " + std::to_string(i / s) + ") is " +
                   std::to_string(got) + ", expected " + std::to_string(want);
     }
-    return exercise_verdict(world, "ZeRO-1 update", problem,
-                            "three lines: reduce_scatter the gradient into grad_shard; opt.step(); copy your slice of params "
-                            "into send and all_gather it back into params (README, step 3)");
+    return exercise_verdict(
+        world, "ZeRO-1 update", problem,
+        "three lines: reduce_scatter the gradient into grad_shard; opt.step(); copy your slice of params "
+        "into send and all_gather it back into params (README, step 3)");
   });
 }
 

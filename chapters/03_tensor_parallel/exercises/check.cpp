@@ -4,7 +4,6 @@
 #include "chapters/03_tensor_parallel/exercises/check.hpp"
 
 #include <cmath>
-#include <cstdio>
 #include <string>
 
 #include "backends/backend.hpp"
@@ -27,18 +26,6 @@ std::string mismatch(const char* what, const Tensor& ours, const Tensor& ref, do
   const CheckResult c = compare(what, ours, ref, tol);
   return c.passed ? std::string() : std::string(what) + ": relative error " + std::to_string(c.max_rel_err) +
                                         " (tolerance " + std::to_string(tol) + ")";
-}
-
-int verdict(Communicator& world, const char* what, const std::string& problem, const char* hint) {
-  const std::vector<std::string> all = all_gather_strings(world, problem);
-  const bool ok = all_ranks_true(world, problem.empty());
-  if (world.rank() == 0) {
-    std::printf("exercise %s at tp = %d: %s\n", what, world.size(), ok ? "PASSED" : "FAILED");
-    for (std::size_t r = 0; r < all.size(); ++r)
-      if (!all[r].empty()) std::printf("  rank %zu: %s\n", r, all[r].c_str());
-    if (!ok) std::printf("  hint: %s\n", hint);
-  }
-  return ok ? 0 : 1;
 }
 
 }  // namespace
@@ -69,9 +56,9 @@ int check_row_parallel(int argc, char** argv, RowForwardFn fwd, RowBackwardFn bw
     if (bad.empty() && (f.calls != 1 || bw.calls != 0))
       bad = "expected exactly one all_reduce in the forward and none in the backward; counted " +
             std::to_string(f.calls) + " and " + std::to_string(bw.calls);
-    return verdict(tp, "row-parallel linear", bad,
-                   "each rank's x_r W_r^T is a partial sum over its in/tp inputs: which operator sums them? "
-                   "And which of dx_r, dW_r needs anything but this rank's own pieces? (README, 'The idea')");
+    return exercise_verdict(tp, "row-parallel linear", bad,
+                            "each rank's x_r W_r^T is a partial sum over its in/tp inputs: which operator sums them? "
+                            "And which of dx_r, dW_r needs anything but this rank's own pieces? (README, 'The idea')");
   });
 }
 
@@ -104,9 +91,10 @@ int check_vocab_loss(int argc, char** argv, VocabLossFn fn) {
     if (bad.empty() && c.calls != 3)
       bad = "expected 3 all_reduce calls of N floats (max, sum of exponentials, target logit), counted " +
             std::to_string(c.calls);
-    return verdict(tp, "vocab-parallel cross-entropy", bad,
-                   "loss = log sum_v exp(l_v) - l_target over ALL V columns: combine the ranks' row maxima (max), "
-                   "their sums of exp(l - M) (sum) and the target logit (sum, owner only). (README, step 5)");
+    return exercise_verdict(
+        tp, "vocab-parallel cross-entropy", bad,
+        "loss = log sum_v exp(l_v) - l_target over ALL V columns: combine the ranks' row maxima (max), "
+        "their sums of exp(l - M) (sum) and the target logit (sum, owner only). (README, step 5)");
   });
 }
 
