@@ -154,6 +154,32 @@ function(fivefold_add_dump_check program suffix)
                        TIMEOUT 60 SKIP_RETURN_CODE 77)
 endfunction()
 
+# fivefold_add_notebook(<test name> <notebook file name> <program>)
+# Executes notebooks/<file> with /usr/bin/python3's nbconvert (test <name>, label notebooks); the
+# notebook runs <program> from its build directory under mpiexec and asserts as it plots. Not
+# registered (with a message saying what is missing) when /usr/bin/python3 lacks nbconvert,
+# matplotlib, nbformat or NumPy; scripts/setup.sh installs them.
+function(fivefold_add_notebook name file program)
+  set(notebook ${PROJECT_SOURCE_DIR}/notebooks/${file})
+  if(NOT EXISTS ${notebook} OR NOT EXISTS /usr/bin/python3)
+    return()
+  endif()
+  execute_process(COMMAND /usr/bin/python3 -c "import nbconvert, matplotlib, nbformat, numpy"
+                  RESULT_VARIABLE rc OUTPUT_QUIET ERROR_QUIET)
+  if(NOT rc EQUAL 0)
+    message(STATUS "${name}: /usr/bin/python3 lacks nbconvert, matplotlib, nbformat or numpy: the notebook test "
+                   "(label notebooks) is not registered. scripts/setup.sh installs them.")
+    return()
+  endif()
+  set(dir ${CMAKE_CURRENT_BINARY_DIR}/runs)
+  file(MAKE_DIRECTORY ${dir})
+  add_test(NAME ${name}
+           COMMAND /usr/bin/python3 -m nbconvert --to notebook --execute --ExecutePreprocessor.timeout=300
+                   --output-dir ${dir} ${notebook})
+  set_tests_properties(${name} PROPERTIES LABELS notebooks TIMEOUT 400 PROCESSORS 2
+                       ENVIRONMENT "${FIVEFOLD_MPI_ENV};FIVEFOLD_BIN=$<TARGET_FILE_DIR:${program}>;MPIEXEC=${MPIEXEC_EXECUTABLE}")
+endfunction()
+
 # fivefold_add_exercise(<chapter> <exercise> NP <n...> SOLUTION_NP <n...>)
 # One chapter exercise, e.g. fivefold_add_exercise(ch00 ex1_reduce_scatter NP 3 SOLUTION_NP 2 3 5)
 # in chapters/<chapter>_*/exercises. The first call in a directory builds the shared check
