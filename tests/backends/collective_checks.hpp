@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <initializer_list>
@@ -41,6 +42,36 @@ inline Tensor rank_itensor(int r, std::int64_t n) {
   for (std::int64_t i = 0; i < n; ++i) v[i] = ivalue(r, i);
   return Tensor::from_vector(v, {n});
 }
+
+/// Elements offset .. offset+len-1 of the serial reduction (sum or max) of every rank's
+/// rank_tensor over @p n ranks: what an all-reduce (offset 0) or a rank's reduce-scatter block
+/// must hold.
+inline std::vector<float> reduced(int n, std::int64_t len, ReduceOp op, std::int64_t offset = 0) {
+  std::vector<float> want(static_cast<std::size_t>(len));
+  for (std::int64_t i = 0; i < len; ++i) {
+    float acc = value(0, offset + i);
+    for (int r = 1; r < n; ++r)
+      acc = op == ReduceOp::sum ? acc + value(r, offset + i) : std::max(acc, value(r, offset + i));
+    want[i] = acc;
+  }
+  return want;
+}
+
+/// A test on the CPU backend's world: this rank, the world size, its ring neighbours.
+class CpuWorldTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    backend_ = make_backend("cpu");
+    comm_ = backend_.world.get();
+    me_ = comm_->rank();
+    n_ = comm_->size();
+    right_ = (me_ + 1) % n_;
+    left_ = (me_ + n_ - 1) % n_;
+  }
+  Backend backend_;
+  Communicator* comm_ = nullptr;
+  int me_ = 0, n_ = 1, right_ = 0, left_ = 0;
+};
 
 /// One expected counter entry.
 struct ExpectedCount {

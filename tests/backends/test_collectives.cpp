@@ -16,29 +16,12 @@
 namespace fivefold::testing {
 namespace {
 
-class Collectives : public ::testing::Test {
- protected:
-  void SetUp() override {
-    backend_ = make_backend("cpu");
-    comm_ = backend_.world.get();
-    me_ = comm_->rank();
-    n_ = comm_->size();
-  }
-  Backend backend_;
-  Communicator* comm_ = nullptr;
-  int me_ = 0;
-  int n_ = 1;
-};
+using Collectives = CpuWorldTest;
 
 TEST_F(Collectives, AllReduceSumAndMax) {
   for (std::int64_t len : kLengths) {
     for (ReduceOp op : {ReduceOp::sum, ReduceOp::max}) {
-      std::vector<float> want(len);
-      for (std::int64_t i = 0; i < len; ++i) {
-        float acc = value(0, i);
-        for (int r = 1; r < n_; ++r) acc = op == ReduceOp::sum ? acc + value(r, i) : std::max(acc, value(r, i));
-        want[i] = acc;
-      }
+      const std::vector<float> want = reduced(n_, len, op);
       Tensor buf = rank_tensor(me_, len);
       comm_->reset_counts();
       comm_->all_reduce(buf, op);
@@ -78,13 +61,7 @@ TEST_F(Collectives, AllGatherInt32) {
 TEST_F(Collectives, ReduceScatterSumAndMax) {
   for (std::int64_t len : kLengths) {  // len = the block each rank keeps
     for (ReduceOp op : {ReduceOp::sum, ReduceOp::max}) {
-      std::vector<float> want(len);
-      for (std::int64_t i = 0; i < len; ++i) {
-        const std::int64_t g = me_ * len + i;  // this rank's block of the full buffer
-        float acc = value(0, g);
-        for (int r = 1; r < n_; ++r) acc = op == ReduceOp::sum ? acc + value(r, g) : std::max(acc, value(r, g));
-        want[i] = acc;
-      }
+      const std::vector<float> want = reduced(n_, len, op, me_ * len);  // this rank's block of the full buffer
       Tensor out = Tensor::empty({len});
       comm_->reset_counts();
       comm_->reduce_scatter(rank_tensor(me_, n_ * len), out, op);

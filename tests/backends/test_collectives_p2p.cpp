@@ -16,20 +16,7 @@
 namespace fivefold::testing {
 namespace {
 
-class PointToPoint : public ::testing::Test {
- protected:
-  void SetUp() override {
-    backend_ = make_backend("cpu");
-    comm_ = backend_.world.get();
-    me_ = comm_->rank();
-    n_ = comm_->size();
-    right_ = (me_ + 1) % n_;
-    left_ = (me_ + n_ - 1) % n_;
-  }
-  Backend backend_;
-  Communicator* comm_ = nullptr;
-  int me_ = 0, n_ = 1, right_ = 0, left_ = 0;
-};
+using PointToPoint = CpuWorldTest;
 
 TEST_F(PointToPoint, SendRecvRing) {
   if (n_ == 1) GTEST_SKIP() << "a blocking send to oneself may deadlock; the ring needs 2+ ranks";
@@ -109,12 +96,7 @@ TEST_F(PointToPoint, RequestDestructorWaits) {
 TEST_F(PointToPoint, IallReduce) {
   for (std::int64_t len : kLengths) {
     for (ReduceOp op : {ReduceOp::sum, ReduceOp::max}) {
-      std::vector<float> want(len);
-      for (std::int64_t i = 0; i < len; ++i) {
-        float acc = value(0, i);
-        for (int r = 1; r < n_; ++r) acc = op == ReduceOp::sum ? acc + value(r, i) : std::max(acc, value(r, i));
-        want[i] = acc;
-      }
+      const std::vector<float> want = reduced(n_, len, op);
       Tensor buf = rank_tensor(me_, len);
       comm_->reset_counts();
       auto req = comm_->iall_reduce(buf, op);

@@ -14,19 +14,7 @@
 namespace fivefold::testing {
 namespace {
 
-class Split : public ::testing::Test {
- protected:
-  void SetUp() override {
-    backend_ = make_backend("cpu");
-    comm_ = backend_.world.get();
-    me_ = comm_->rank();
-    n_ = comm_->size();
-  }
-  Backend backend_;
-  Communicator* comm_ = nullptr;
-  int me_ = 0;
-  int n_ = 1;
-};
+using Split = CpuWorldTest;
 
 TEST_F(Split, ByParity) {
   comm_->reset_counts();
