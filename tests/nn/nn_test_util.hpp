@@ -11,11 +11,27 @@
 #include <gtest/gtest.h>
 
 #include "backends/ops.hpp"
+#include "common/model_config.hpp"
 #include "common/nn/params.hpp"
 #include "common/rng.hpp"
 #include "tests/nn/reference.hpp"
 
 namespace fivefold::testing_nn {
+
+/// The model the nn tests differentiate in double precision: V 11, C 8, H 2, Hkv 1, F 12, L 2,
+/// T 5, B 2 (small enough for finite differences over every parameter).
+inline ModelConfig tiny_model() {
+  ModelConfig c;
+  c.vocab = 11;
+  c.dim = 8;
+  c.heads = 2;
+  c.kv_heads = 1;
+  c.ffn = 12;
+  c.layers = 2;
+  c.seq = 5;
+  c.batch = 2;
+  return c;
+}
 
 /// Host fp32 tensor of @p shape with normal(mean, std) entries drawn under @p name.
 inline Tensor random_tensor(const std::string& name, const Shape& shape, float std = 1.0f, float mean = 0.0f,

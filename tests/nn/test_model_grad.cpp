@@ -20,18 +20,7 @@ namespace {
 
 using testing_nn::expect_rel;
 
-ModelConfig tiny() {
-  ModelConfig c;
-  c.vocab = 11;
-  c.dim = 8;
-  c.heads = 2;
-  c.kv_heads = 1;
-  c.ffn = 12;
-  c.layers = 2;
-  c.seq = 5;
-  c.batch = 2;
-  return c;
-}
+using testing_nn::tiny_model;
 
 // @p weight_seed picks test weights under which every expert gets tokens and the smallest gap
 // between the k-th and (k+1)-th router probability (>= 1e-3) dwarfs a 1e-5 perturbation.
@@ -85,10 +74,10 @@ void check_model(const ModelConfig& cfg, bool expect_drops, std::uint64_t weight
                            "the finite differences are invalid for this seed";
 }
 
-TEST(ModelGrad, DenseGqa) { check_model(tiny(), false); }
+TEST(ModelGrad, DenseGqa) { check_model(tiny_model(), false); }
 
 TEST(ModelGrad, MoeCapacityAndAux) {
-  ModelConfig c = tiny();
+  ModelConfig c = tiny_model();
   c.experts = 4;
   c.topk = 2;
   c.capacity_factor = 1.0;  // capacity ceil(1*2*5/4) = 3 per sequence: some assignments drop
@@ -97,7 +86,7 @@ TEST(ModelGrad, MoeCapacityAndAux) {
 }
 
 TEST(ModelGrad, MhaMoeEveryOtherLayerDropless) {
-  ModelConfig c = tiny();
+  ModelConfig c = tiny_model();
   c.kv_heads = 2;
   c.experts = 3;
   c.topk = 1;

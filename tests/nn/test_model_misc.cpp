@@ -19,22 +19,11 @@ namespace {
 using ref::Vec;
 using testing_nn::expect_rel;
 
-ModelConfig tiny() {
-  ModelConfig c;
-  c.vocab = 11;
-  c.dim = 8;
-  c.heads = 2;
-  c.kv_heads = 1;
-  c.ffn = 12;
-  c.layers = 2;
-  c.seq = 5;
-  c.batch = 2;
-  return c;
-}
+using testing_nn::tiny_model;
 
 TEST(NnModel, AdamWOverTheRegistryMatchesTorchForThreeSteps) {
   EigenOps ops;
-  ModelConfig cfg = tiny();
+  ModelConfig cfg = tiny_model();
   cfg.lr = 0.01;
   cfg.weight_decay = 0.1;
   nn::Model model(ops, cfg);
@@ -69,7 +58,7 @@ TEST(NnModel, AdamWOverTheRegistryMatchesTorchForThreeSteps) {
 
 TEST(NnModel, BackwardAccumulatesIntoGrads) {
   EigenOps ops;
-  nn::Model model(ops, tiny());
+  nn::Model model(ops, tiny_model());
   const nn::Batch b = nn::synthetic_batch(1, 11, 2, 5);
   model.zero_grad();
   model.forward(b.inputs, b.targets);
@@ -120,10 +109,10 @@ void check_generation(ModelConfig cfg) {
     for (int t = 0; t < 3; ++t) EXPECT_EQ(cached.at<std::int32_t>(b * 12 + t), prompt.at<std::int32_t>(b * 3 + t));
 }
 
-TEST(NnModel, KvCacheGenerationEqualsFullRecompute) { check_generation(tiny()); }
+TEST(NnModel, KvCacheGenerationEqualsFullRecompute) { check_generation(tiny_model()); }
 
 TEST(NnModel, KvCacheGenerationEqualsFullRecomputeMoe) {
-  ModelConfig c = tiny();
+  ModelConfig c = tiny_model();
   c.experts = 4;
   c.topk = 2;
   c.capacity_factor = 1.0;  // generation routes dropless on both paths
@@ -157,7 +146,7 @@ TEST(NnModel, CachedAttentionRowsEqualFullAttention) {
 }
 
 TEST(NnModel, RegistryNamesShapesAndInit) {
-  ModelConfig c = tiny();
+  ModelConfig c = tiny_model();
   c.experts = 3;
   c.moe_every = 2;
   const std::vector<nn::ParamSpec> specs = nn::model_param_specs(c);
