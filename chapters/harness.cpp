@@ -250,6 +250,19 @@ void Context::say_ranks(const std::string& line) {
   for (std::size_t r = 0; r < lines.size(); ++r) narrator.say("  rank " + std::to_string(r) + ": " + lines[r]);
 }
 
+void Context::show(const Table& t) const {
+  if (!options.quiet) narrator.table(t);
+}
+
+double Context::max_over_ranks(double v) {
+  Tensor t = ops.upload(Tensor::from_vector(std::vector<float>{static_cast<float>(v)}, {1}));
+  const bool was = world.counting();
+  world.set_counting(false);
+  world.all_reduce(t, ReduceOp::max);
+  world.set_counting(was);
+  return t.to_vector()[0];
+}
+
 int run_chapter(int argc, char** argv, ChapterSpec& spec) {
   return run_mpi_main(argc, argv, [&spec](int ac, char** av) { return run_body(ac, av, spec); });
 }

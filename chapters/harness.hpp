@@ -66,6 +66,12 @@ class Context {
   /// Prints "rank r: <line of rank r>" for every rank on rank 0 (nothing with --quiet; the
   /// gather is skipped then, on every rank alike). Collective.
   void say_ranks(const std::string& line);
+  /// Prints @p t on rank 0 unless --quiet (the tables a step shows along the way; the closing
+  /// table of checks is printed even with --quiet).
+  void show(const Table& t) const;
+  /// The largest @p v over the ranks of the world (uncounted bookkeeping, e.g. a step's time:
+  /// a parallel step ends when its slowest rank ends). Collective.
+  double max_over_ranks(double v);
 };
 
 /// One step of a chapter.

@@ -53,16 +53,6 @@ RingTraffic exact(const std::string& op, std::int64_t count, int n, int r) {
   return pairwise_all_to_all_traffic(count, n, r);
 }
 
-/// Max over ranks of @p t (uncounted: timing bookkeeping).
-double max_over_ranks(Communicator& world, Ops& ops, double t) {
-  const bool was = world.counting();
-  world.set_counting(false);
-  Tensor v = ops.upload(Tensor::from_vector(std::vector<float>{static_cast<float>(t)}, {1}));
-  world.all_reduce(v, ReduceOp::max);
-  world.set_counting(was);
-  return v.to_vector()[0];
-}
-
 /// Seconds per call of @p fn, averaged over @p iters calls after one warm-up, max over ranks.
 double time_it(Context& ctx, int iters, const std::function<void()>& fn) {
   fn();
@@ -74,7 +64,7 @@ double time_it(Context& ctx, int iters, const std::function<void()>& fn) {
   for (int i = 0; i < iters; ++i) fn();
   ctx.ops.synchronize();
   const double t = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / iters;
-  return max_over_ranks(ctx.world, ctx.ops, t);
+  return ctx.max_over_ranks(t);  // a collective ends when its slowest rank ends
 }
 
 }  // namespace

@@ -59,8 +59,4 @@ void check_ranks_agree(Context& ctx, const std::string& what, const Tensor& t) {
   ctx.check(compare("every rank == rank 0, bitwise: " + what, t, ref, 0.0));
 }
 
-void show(const Context& ctx, const Table& t) {
-  if (!ctx.options.quiet) ctx.narrator.table(t);
-}
-
 }  // namespace fivefold::ch01

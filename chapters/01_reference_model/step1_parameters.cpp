@@ -50,7 +50,7 @@ void step1_parameters(Context& ctx, Lab& lab) {
   if (skipped > 0)
     t.add({"layers.2 .. layers." + std::to_string(cfg.layers - 1) + " (" + std::to_string(skipped) + " tensors)",
            "as layers.1", std::to_string(skipped_n), human_bytes(4.0 * skipped_n)});
-  show(ctx, t);
+  ctx.show(t);
 
   // The closed form, group by group, against what the registry holds.
   Table g{"Parameter count: formula vs registry", {"group", "formula", "formula count", "registry"}, {}};
@@ -70,7 +70,7 @@ void step1_parameters(Context& ctx, Lab& lab) {
   }
   const std::int64_t N = param_count(cfg);
   g.add({"total N", "", std::to_string(N), std::to_string(reg.numel())});
-  show(ctx, g);
+  ctx.show(g);
   ctx.check(groups);
   check_number(ctx, "total parameters N == formula", static_cast<double>(reg.numel()), static_cast<double>(N), 0.0);
 

@@ -104,7 +104,7 @@ void step2_forward(Context& ctx, Lab& lab) {
   Tensor x1 = ops.empty({B, T, C});
   ops.add(x1, h, f);
   t.add({"x' = h + f (the layer's output)", shape_str(x1.shape())});
-  show(ctx, t);
+  ctx.show(t);
   nn::DecoderLayer layer0(ops, reg, cfg, 0);
   ctx.check(compare("layer 0 op by op == nn::DecoderLayer (exact)", x1, layer0.forward(x, pos), 0.0));
 
@@ -115,7 +115,7 @@ void step2_forward(Context& ctx, Lab& lab) {
   Table blocks{"The model, block by block", {"block output", "shape", "bytes"}, {}};
   for (const ShapeRow& r : traced.shape_log())
     blocks.add({r.what, shape_str(r.shape), human_bytes(4.0 * shape_numel(r.shape))});
-  show(ctx, blocks);
+  ctx.show(blocks);
   ctx.narrator.say("The logits are the largest activation: B*T*V floats. Their softmax over V is the model's "
                    "guess of the next token at every position.");
   ctx.check(compare("TracedModel logits == nn::Model::forward_logits (exact)", logits,

@@ -113,7 +113,7 @@ void check_finite_differences(Context& ctx, TracedModel& traced, nn::ParamRegist
     }
     if (!done) t.add({name, std::to_string(i), "-", fmt("%.6g", g[i]), "skipped: routing flips", "-"});
   }
-  show(ctx, t);
+  ctx.show(t);
   if (tested < 3) all.passed = false;  // a check that tested (almost) nothing proves nothing
   ctx.check(all);
 }
@@ -165,7 +165,7 @@ void step3_backward(Context& ctx, Lab& lab) {
   traced.backward();
   Table t{"The backward, block by block", {"gradient", "shape"}, {}};
   for (const ShapeRow& r : traced.shape_log()) t.add({r.what, shape_str(r.shape)});
-  show(ctx, t);
+  ctx.show(t);
   traced.log_shapes(false);
   const Tensor grads = flat_grads(ops, reg);  // [N]
   ctx.narrator.say("||grad||_2 over all " + std::to_string(grads.numel()) + " parameters = " +

@@ -78,7 +78,7 @@ void train(Context& ctx, Lab& lab, bool narrate) {
     ctx.narrator.say("Wrote the dump (CONTRACT §3) to " + ctx.options.dump + "; check it with python3 "
                      "tests/ch01/check_dump.py " + ctx.options.dump);
   }
-  if (narrate) show(ctx, t);
+  if (narrate) ctx.show(t);
   if (ctx.summary.loss.empty()) ctx.summary.loss = losses;
   lab.trained = std::move(model);
   lab.losses = losses;

@@ -57,7 +57,7 @@ void step5_generation(Context& ctx, Lab& lab) {
     }
     t.add({std::to_string(b), p, g, std::to_string(rule) + "/" + std::to_string(n)});
   }
-  show(ctx, t);
+  ctx.show(t);
   const std::int64_t cached_positions = S - 1, full_positions = (P + S - 1) * n / 2;
   ctx.narrator.say("Token positions pushed through the model: " + std::to_string(cached_positions) +
                    " with the cache (prompt once, then one per token) vs " + std::to_string(full_positions) +

@@ -39,7 +39,7 @@ void formula_at_124m(Context& ctx) {
   t.add({"activations kept for the backward (minimum)", human_bytes(static_cast<double>(a.saved))});
   t.add({"activations this implementation keeps", human_bytes(static_cast<double>(a.forward))});
   t.add({"backward buffers", human_bytes(static_cast<double>(a.backward))});
-  show(ctx, t);
+  ctx.show(t);
   ctx.narrator.say("At this size activations outweigh the 16N bytes of model state, and the logits alone (B T V "
                    "floats, twice with dlogits) are " + human_bytes(2.0 * 4 * big.batch * big.seq * big.vocab) +
                    ": why chapters 02-07 shard activations as well as weights.");
@@ -91,7 +91,7 @@ void step6_memory(Context& ctx, Lab& lab) {
          bytes_cell(bwd_bytes)});
   t.add({"AdamW step", "0 (in place)", "0", bytes_cell(step_bytes)});
   t.add({"peak over the step (incl. temporaries)", "", "", bytes_cell(static_cast<double>(peak))});
-  show(ctx, t);
+  ctx.show(t);
   ctx.narrator.say(
       "The forward keeps " + human_bytes(static_cast<double>(a.forward - a.saved)) + " more than the backward "
       "strictly needs: each block's output buffer before the residual add (attention's o_proj output and the "

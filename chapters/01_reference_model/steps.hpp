@@ -49,8 +49,6 @@ void check_number(Context& ctx, const std::string& name, double measured, double
 /// With more than one rank: checks that every rank holds bitwise the same @p t as rank 0 (a
 /// broadcast from rank 0, uncounted bookkeeping, then an exact comparison). Collective.
 void check_ranks_agree(Context& ctx, const std::string& what, const Tensor& t);
-/// Prints @p t unless --quiet (step tables are narration; the closing tables always print).
-void show(const Context& ctx, const Table& t);
 
 /// Trains a fresh model for cfg.steps AdamW steps on batch_of_step(); fills lab.trained and
 /// lab.losses. With @p narrate, prints a loss table; with --dump, writes the dump (rank 0).

@@ -97,17 +97,4 @@ std::string wrap_schedule(const std::vector<std::string>& schedule, std::size_t 
   return out + line;
 }
 
-void show(const Context& ctx, const Table& t) {
-  if (!ctx.options.quiet) ctx.narrator.table(t);
-}
-
-double max_over_ranks(Context& ctx, double v) {
-  Tensor t = ctx.ops.upload(Tensor::from_vector(std::vector<float>{static_cast<float>(v)}, {1}));
-  const bool was = ctx.world.counting();
-  ctx.world.set_counting(false);
-  ctx.world.all_reduce(t, ReduceOp::max);
-  ctx.world.set_counting(was);
-  return t.to_vector()[0];
-}
-
 }  // namespace fivefold::ch02

@@ -45,7 +45,7 @@ void step1_naive_ddp(Context& ctx, Lab& lab) {
   for (std::size_t k = 0; k < res.losses.size(); ++k)
     t.add({std::to_string(k), fmt("%.6f", res.losses[k]), fmt("%.6f", ref.losses[k]),
            fmt("%.2g", std::abs(res.losses[k] - ref.losses[k]))});
-  show(ctx, t);
+  ctx.show(t);
   ctx.narrator.say("The results are not bitwise equal to serial: a rank sums its own rows' contributions to a\n"
                    "weight gradient, the all-reduce then adds the ranks' partial sums, while the serial matmul adds\n"
                    "all B*T rows in one order. Float addition is not associative, so the two differ by rounding\n"

@@ -46,17 +46,17 @@ void step2_buckets(Context& ctx, Lab& lab) {
                                 (k.first_unit == k.last_unit ? "" : " .. " + probe.layout().unit(k.first_unit).name);
       t.add({std::to_string(b), units, std::to_string(k.numel), human_bytes(4.0 * k.numel)});
     }
-    show(ctx, t);
+    ctx.show(t);
   }
   ctx.narrator.say("The overlapped run's first step, in order (post AR = iall_reduce posted; the backward goes on):\n" +
                    wrap_schedule(on.schedule));
   const double steps = std::max(1, on.times.steps);
   // Per step, slowest rank (a collective finishes when its slowest member does).
-  const double bwd_on = max_over_ranks(ctx, on.times.backward / steps);
-  const double exposed_on = max_over_ranks(ctx, on.times.exposed_comm / steps);
-  const double life_on = max_over_ranks(ctx, on.times.comm_lifetime / steps);
-  const double bwd_off = max_over_ranks(ctx, off.times.backward / std::max(1, off.times.steps));
-  const double comm_off = max_over_ranks(ctx, off.times.exposed_comm / std::max(1, off.times.steps));
+  const double bwd_on = ctx.max_over_ranks(on.times.backward / steps);
+  const double exposed_on = ctx.max_over_ranks(on.times.exposed_comm / steps);
+  const double life_on = ctx.max_over_ranks(on.times.comm_lifetime / steps);
+  const double bwd_off = ctx.max_over_ranks(off.times.backward / std::max(1, off.times.steps));
+  const double comm_off = ctx.max_over_ranks(off.times.exposed_comm / std::max(1, off.times.steps));
   const double hidden = comm_off > 0 ? std::clamp(1.0 - exposed_on / comm_off, 0.0, 1.0) : 0.0;
   Table t{"Time per step (ms, max over ranks; steps after the first)",
           {"run", "backward", "comm after backward", "backward + comm", "bucket lifetimes (sum)"}, {}};

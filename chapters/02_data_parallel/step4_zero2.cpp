@@ -23,7 +23,7 @@ void step4_zero2(Context& ctx, Lab& lab) {
     t.add({layout.unit(u).name, std::to_string(g.numel), std::to_string(g.padded), std::to_string(g.shard(n)),
            std::to_string(g.shard_offset)});
   }
-  show(ctx, t);
+  ctx.show(t);
   const bool overlap = !lab.o.no_overlap;
   ctx.narrator.say("Per step: backward of unit u -> " + std::string(overlap ? "ireduce_scatter" : "reduce_scatter") +
                    "(unit u's gradient -> its slice of the shard)" +

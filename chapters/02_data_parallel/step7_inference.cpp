@@ -66,8 +66,8 @@ void step7_inference(Context& ctx, Lab& lab) {
     mine[i] = s;
   }
   const double tn_mine = now_s() - t0;
-  const double tn = max_over_ranks(ctx, tn_mine);  // the group is done when its slowest replica is
-  const double latency_n = max_over_ranks(ctx, served ? tn_mine / served : 0.0);
+  const double tn = ctx.max_over_ranks(tn_mine);  // the group is done when its slowest replica is
+  const double latency_n = ctx.max_over_ranks(served ? tn_mine / served : 0.0);
   // Gather every request's tokens (bookkeeping) and compare with rank 0's single-replica run.
   std::string line;
   for (int i = r; i < R; i += n) line += std::to_string(i) + ":" + mine[i] + ";";
@@ -99,7 +99,7 @@ void step7_inference(Context& ctx, Lab& lab) {
   }
   ctx.check(compare("inference: tokens from " + std::to_string(n) + " replica(s) == one replica", Tensor::from_vector(got, {std::int64_t(got.size())}),
                     Tensor::from_vector(want, {std::int64_t(want.size())}), 0.0));
-  const double T1 = max_over_ranks(ctx, t1);
+  const double T1 = ctx.max_over_ranks(t1);
   Table t{"Serving " + std::to_string(R) + " requests (prompt " + std::to_string(P) + ", +" + std::to_string(o.gen_tokens) +
               " tokens, KV cache)",
           {"replicas", "wall time (ms)", "throughput (req/s)", "latency per request (ms)", "speed-up"}, {}};

@@ -79,10 +79,6 @@ const SerialRun& serial_run(Context& ctx, Lab& lab);
 RunResult train_dp(Context& ctx, Lab& lab, const DpConfig& dc, const std::string& name);
 /// The DpConfig of --zero @p zero with the command line's bucket/overlap/prefetch settings.
 DpConfig dp_config(const Options& o, int zero);
-/// Prints @p t unless --quiet.
-void show(const Context& ctx, const Table& t);
-/// Max over the ranks of @p v (uncounted bookkeeping). Collective.
-double max_over_ranks(Context& ctx, double v);
 
 /// Step 1: naive DDP: replicas, a slice of the batch each, all-reduce per parameter.
 void step1_naive_ddp(Context& ctx, Lab& lab);

@@ -56,10 +56,6 @@ CommEntry record(Context& ctx, const CommCounts& counted, int tp_size, const std
   return e;
 }
 
-void show(const Context& ctx, const Table& t) {
-  if (!ctx.narrator.quiet()) ctx.narrator.table(t);
-}
-
 std::string shape_of(const Tensor& t) { return shape_str(t.shape()); }
 
 }  // namespace fivefold::ch03

@@ -35,7 +35,7 @@ void degrees_table(Context& ctx, const ModelConfig& cfg) {
     auto per = [d](int x) { return x % d == 0 ? std::to_string(x / d) : "-"; };
     t.add({std::to_string(d), per(cfg.heads), per(cfg.kv_heads), per(cfg.ffn), per(cfg.vocab), why});
   }
-  show(ctx, t);
+  ctx.show(t);
 }
 
 }  // namespace

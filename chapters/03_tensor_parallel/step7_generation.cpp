@@ -58,7 +58,7 @@ void step7_generation(Context& ctx, Lab& lab) {
   tp.reset_counts();
   const Tensor ours = lab.model->generate(prompt, static_cast<int>(G));
   lab.model->set_observer({});
-  show(ctx, per);
+  ctx.show(per);
   const CommCost ar = generation_all_reduce_cost(cfg, B, P, G), ag = generation_all_gather_cost(B, G);
   record(ctx, tp.counts(), n, "generation", "all_reduce", ar);
   record(ctx, tp.counts(), n, "generation", "all_gather", ag);
@@ -72,7 +72,7 @@ void step7_generation(Context& ctx, Lab& lab) {
   };
   t.add({"tp = " + std::to_string(n), row0(ours)});
   t.add({"serial", row0(ref)});
-  show(ctx, t);
+  ctx.show(t);
   ctx.check(compare("generated tokens == serial greedy tokens (exact)", ours, ref, 0.0));
   const double per_token = 4.0 * B * cfg.dim;
   ctx.narrator.say("Per decoded token: 1 + 2L = " + std::to_string(1 + 2 * cfg.layers) + " all-reduces of [B, 1, C] = " +

@@ -52,8 +52,6 @@ Tensor random_tensor(Ops& ops, const Options& o, const std::string& name, const 
 /// narrates it with the bytes a ring sends per rank over @p tp_size ranks; returns the entry.
 CommEntry record(Context& ctx, const CommCounts& counted, int tp_size, const std::string& label, const std::string& op,
                  const CommCost& predicted);
-/// Prints @p t unless --quiet.
-void show(const Context& ctx, const Table& t);
 /// "[2, 3]".
 std::string shape_of(const Tensor& t);
 /// Trains @p lab's serial and TP models for cfg.steps steps (step 6 does it narrated, step 7

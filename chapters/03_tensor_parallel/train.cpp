@@ -123,7 +123,7 @@ void train(Context& ctx, Lab& lab, bool narrate) {
   }
   if (!narrate) return;
 
-  show(ctx, blocks);
+  ctx.show(blocks);
   const std::int64_t N = static_cast<std::int64_t>(cfg.batch) * cfg.seq, C = cfg.dim;
   ctx.narrator.say("Per layer and step: 2 all-reduces of [N, C] forward + 2 backward = 4 x " +
                    human_bytes(4.0 * N * C) +
@@ -139,7 +139,7 @@ void train(Context& ctx, Lab& lab, bool narrate) {
   Table lt{"Loss per step: TP vs serial", {"step", "tp", "serial"}, {}};
   for (std::size_t k = 0; k < losses.size(); ++k)
     lt.add({std::to_string(k), fmt("%.6f", losses[k]), fmt("%.6f", ref_losses[k])});
-  show(ctx, lt);
+  ctx.show(lt);
   ctx.summary.loss.assign(losses.begin(), losses.end());
   ctx.check(compare("loss per step == serial", Tensor::from_vector(losses, {cfg.steps}),
                     Tensor::from_vector(ref_losses, {cfg.steps}), 1e-5));

@@ -166,7 +166,7 @@ void step3_dp_tp(Context& ctx, const Options& o) {
   Table lt{"Loss per step: DP x TP (global batch) vs serial", {"step", "dp x tp", "serial"}, {}};
   for (std::size_t k = 0; k < losses.size(); ++k)
     lt.add({std::to_string(k), fmt("%.6f", losses[k]), fmt("%.6f", ref_losses[k])});
-  if (!ctx.narrator.quiet()) ctx.narrator.table(lt);
+  ctx.show(lt);
   ctx.summary.loss.assign(losses.begin(), losses.end());
   ctx.check(compare("loss per step == serial", Tensor::from_vector(losses, {cfg.steps}),
                     Tensor::from_vector(ref_losses, {cfg.steps}), 1e-5));
