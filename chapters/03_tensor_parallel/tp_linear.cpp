@@ -7,15 +7,7 @@
 
 namespace fivefold::ch03 {
 
-namespace {
-
-Shape with_last(const Shape& s, std::int64_t n) {
-  Shape out = s;
-  out.back() = n;
-  return out;
-}
-
-}  // namespace
+using nn::with_last;
 
 void f_backward(Communicator& tp, Tensor& dx) {
   TraceSpan span("all_reduce (f backward)", "comm");

@@ -6,16 +6,11 @@
 
 namespace fivefold::nn {
 
-namespace {
-
-// x's shape with the last dimension replaced by n.
 Shape with_last(const Shape& s, std::int64_t n) {
   Shape out = s;
   out.back() = n;
   return out;
 }
-
-}  // namespace
 
 void ensure(Ops& ops, Tensor& t, const Shape& shape, DType dtype) {
   if (!t.defined() || t.shape() != shape || t.dtype() != dtype || t.device() != ops.device())

@@ -23,6 +23,9 @@ namespace fivefold::nn {
 /// its shape or dtype differs (contents are then unspecified).
 void ensure(Ops& ops, Tensor& t, const Shape& shape, DType dtype = DType::f32);
 
+/// @p s with its last dimension replaced by @p n (a linear's output shape from its input's).
+Shape with_last(const Shape& s, std::int64_t n);
+
 /// y = x W^T. x [N, in], w [out, in] (torch.nn.Linear layout), y [N, out] overwritten.
 void linear_forward(Ops& ops, Tensor& y, const Tensor& x, const Tensor& w);
 /// Backward of y = x W^T: dw += dy^T x; dx = dy W (or dx += dy W when @p accumulate_dx);
