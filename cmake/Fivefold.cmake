@@ -67,15 +67,16 @@ macro(fivefold_require_parsed helper)
   endif()
 endmacro()
 
-# fivefold_add_chapter_run(<program> <suffix> NP <n> [TRACE] [TIMEOUT <s>] [ARGS <args...>])
+# fivefold_add_chapter_run(<program> <suffix> NP <n> [TRACE] [TIMEOUT <s>] [CHECKS <k>] [ARGS <args...>])
 # The chapter <program> (e.g. ch03_tensor_parallel) under mpiexec with --quiet --json (test
 # <program>.<suffix>.np<n>, exit 0 only when its own checks passed on every rank), then its
 # summary read back by tests/chapters/check_summary.cmake (test <program>.<suffix>.np<n>.json:
 # the chapter's name and world size, every check passed, every comm entry equal to its formula).
 # TRACE also writes a --trace and checks it has one pid per rank (keep those runs short: the
-# CMake JSON reader is slow on long traces). Files go to <binary dir>/runs/.
+# CMake JSON reader is slow on long traces). CHECKS: the summary must hold exactly k checks (a
+# number the chapter README states). Files go to <binary dir>/runs/.
 function(fivefold_add_chapter_run program suffix)
-  cmake_parse_arguments(ARG "TRACE" "NP;TIMEOUT" "ARGS" ${ARGN})
+  cmake_parse_arguments(ARG "TRACE" "NP;TIMEOUT;CHECKS" "ARGS" ${ARGN})
   fivefold_require_parsed(fivefold_add_chapter_run)
   if(NOT ARG_TIMEOUT)
     set(ARG_TIMEOUT 120)
@@ -87,9 +88,12 @@ function(fivefold_add_chapter_run program suffix)
   set(test ${program}.${suffix}.np${ARG_NP})
   set(trace_args "")
   set(trace_check "")
+  if(DEFINED ARG_CHECKS)
+    list(APPEND trace_check -DCHECKS=${ARG_CHECKS})
+  endif()
   if(ARG_TRACE)
     set(trace_args --trace ${base}.trace.json)
-    set(trace_check -DTRACE=${base}.trace.json)
+    list(APPEND trace_check -DTRACE=${base}.trace.json)
   endif()
   fivefold_add_mpi_test(${program}.${suffix} COMMAND ${program} --quiet --json ${base}.json ${trace_args} ${ARG_ARGS}
                         NP ${ARG_NP} LABELS chapter TIMEOUT ${ARG_TIMEOUT})

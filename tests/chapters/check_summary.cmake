@@ -1,8 +1,9 @@
 # SPDX-License-Identifier: MIT
-# cmake -DJSON=<summary.json> -DCHAPTER=<name> -DWORLD=<n> [-DTRACE=<trace.json>] -P check_summary.cmake
+# cmake -DJSON=<summary.json> -DCHAPTER=<name> -DWORLD=<n> [-DCHECKS=<k>] [-DTRACE=<trace.json>]
+#       -P check_summary.cmake
 # Reads a chapter's --json summary (CONTRACT §4) and fails unless it names the chapter and the
 # world size, holds at least one check, every check passed and every comm entry's counted calls
-# and payload bytes equal the predicted ones. With TRACE, also checks the Chrome trace has one
+# and payload bytes equal the predicted ones. With CHECKS, exactly k checks. With TRACE, also checks the Chrome trace has one
 # process (pid) per rank. Needs CMake >= 3.19 (string(JSON)); no Python.
 cmake_minimum_required(VERSION 3.19)
 foreach(var JSON CHAPTER WORLD)
@@ -24,6 +25,9 @@ endif()
 string(JSON nchecks LENGTH "${doc}" checks)
 if(nchecks EQUAL 0)
   message(FATAL_ERROR "${JSON}: no checks recorded")
+endif()
+if(DEFINED CHECKS AND NOT nchecks EQUAL CHECKS)
+  message(FATAL_ERROR "${JSON}: ${nchecks} checks recorded; the chapter README promises ${CHECKS}")
 endif()
 math(EXPR last "${nchecks} - 1")
 foreach(i RANGE ${last})
