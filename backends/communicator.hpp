@@ -147,6 +147,23 @@ class Communicator {
   bool counting_ = true;
 };
 
+/// Turns counting off on a communicator for its lifetime and restores the previous state when
+/// it ends, also when a call in between throws. For bookkeeping traffic (gathers for a check or
+/// a dump, barriers before timing) that must not show up in the counters:
+///   { Uncounted quiet(comm); comm.all_gather(shard, full); }
+class Uncounted {
+ public:
+  /// Stops counting on @p comm.
+  explicit Uncounted(Communicator& comm) : comm_(comm), was_(comm.counting()) { comm_.set_counting(false); }
+  ~Uncounted() { comm_.set_counting(was_); }
+  Uncounted(const Uncounted&) = delete;
+  Uncounted& operator=(const Uncounted&) = delete;
+
+ private:
+  Communicator& comm_;
+  bool was_;
+};
+
 inline std::unique_ptr<Request> Communicator::iall_gather(const Tensor& in, Tensor& out) {
   const bool was = counting_;
   counting_ = false;  // counted once, under the non-blocking name

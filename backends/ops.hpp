@@ -46,7 +46,7 @@ class Ops {
   virtual void matmul(Tensor& c, const Tensor& a, const Tensor& b, bool transpose_a, bool transpose_b,
                       float alpha = 1.0f, float beta = 0.0f) = 0;
 
-  // ---- Model ops (common/nn). Conventions for everything below:
+  // ---- Model ops (nn/). Conventions for everything below:
   //  * "[N, C]" means the tensor is viewed as N rows of its last dimension C (leading
   //    dimensions flattened), so a [B, T, C] activation is N = B*T rows.
   //  * index / token / position tensors are int32 on device(); everything else fp32.

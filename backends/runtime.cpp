@@ -55,23 +55,8 @@ int run_mpi_main(int argc, char** argv, const std::function<int(int, char**)>& b
   }
 }
 
-namespace {
-// Turns counting off for its lifetime and restores the previous state, also when a call throws.
-class UncountedScope {
- public:
-  explicit UncountedScope(Communicator& comm) : comm_(comm), was_(comm.counting()) { comm_.set_counting(false); }
-  ~UncountedScope() { comm_.set_counting(was_); }
-  UncountedScope(const UncountedScope&) = delete;
-  UncountedScope& operator=(const UncountedScope&) = delete;
-
- private:
-  Communicator& comm_;
-  bool was_;
-};
-}  // namespace
-
 std::vector<std::string> all_gather_strings(Communicator& comm, const std::string& s) {
-  UncountedScope uncounted(comm);
+  Uncounted uncounted(comm);
   const int n = comm.size();
   Tensor len = Tensor::from_vector(std::vector<std::int32_t>{static_cast<std::int32_t>(s.size())}, {1});
   Tensor lens = Tensor::empty({n}, DType::i32);
@@ -92,7 +77,7 @@ std::vector<std::string> all_gather_strings(Communicator& comm, const std::strin
 }
 
 bool all_ranks_true(Communicator& comm, bool ok) {
-  UncountedScope uncounted(comm);
+  Uncounted uncounted(comm);
   Tensor flag = Tensor::from_vector(std::vector<float>{ok ? 0.0f : 1.0f}, {1});
   comm.all_reduce(flag, ReduceOp::max);
   return flag.at<float>(0) == 0.0f;

@@ -25,9 +25,9 @@
 #include "bench/bench_mpi.hpp"
 #include "chapters/01_reference_model/costs.hpp"
 #include "common/check.hpp"
-#include "common/nn/adamw.hpp"
-#include "common/nn/data.hpp"
-#include "common/nn/model.hpp"
+#include "nn/adamw.hpp"
+#include "nn/data.hpp"
+#include "nn/model.hpp"
 
 namespace {
 

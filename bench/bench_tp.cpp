@@ -22,8 +22,8 @@
 #include "chapters/03_tensor_parallel/tp_costs.hpp"
 #include "chapters/03_tensor_parallel/tp_model.hpp"
 #include "common/check.hpp"
-#include "common/nn/adamw.hpp"
-#include "common/nn/data.hpp"
+#include "nn/adamw.hpp"
+#include "nn/data.hpp"
 
 namespace {
 

@@ -22,10 +22,8 @@ namespace {
 
 /// A barrier that is not counted (aligns the ranks before tracing and timing).
 void uncounted_barrier(Communicator& comm) {
-  const bool was = comm.counting();
-  comm.set_counting(false);
+  Uncounted quiet(comm);
   comm.barrier();
-  comm.set_counting(was);
 }
 
 /// A JSON number, or NaN for null (the summary writes NaN/inf as null).
@@ -256,11 +254,23 @@ void Context::show(const Table& t) const {
 
 double Context::max_over_ranks(double v) {
   Tensor t = ops.upload(Tensor::from_vector(std::vector<float>{static_cast<float>(v)}, {1}));
-  const bool was = world.counting();
-  world.set_counting(false);
-  world.all_reduce(t, ReduceOp::max);
-  world.set_counting(was);
+  {
+    Uncounted quiet(world);
+    world.all_reduce(t, ReduceOp::max);
+  }
   return t.to_vector()[0];
+}
+
+void Context::check_losses(const std::string& title, const std::string& label, const std::vector<float>& ours,
+                           const std::vector<float>& serial, double tolerance) {
+  Table t{title, {"step", label, "serial", "|diff|"}, {}};
+  for (std::size_t k = 0; k < ours.size() && k < serial.size(); ++k)
+    t.add({std::to_string(k), fmt("%.6f", ours[k]), fmt("%.6f", serial[k]), fmt("%.2g", std::abs(ours[k] - serial[k]))});
+  show(t);
+  summary.loss.assign(ours.begin(), ours.end());
+  const auto n = static_cast<std::int64_t>(ours.size());
+  check(compare("loss per step == serial", Tensor::from_vector(ours, {n}),
+                Tensor::from_vector(serial, {static_cast<std::int64_t>(serial.size())}), tolerance));
 }
 
 int run_chapter(int argc, char** argv, ChapterSpec& spec) {

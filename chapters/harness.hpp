@@ -72,6 +72,11 @@ class Context {
   /// The largest @p v over the ranks of the world (uncounted bookkeeping, e.g. a step's time:
   /// a parallel step ends when its slowest rank ends). Collective.
   double max_over_ranks(double v);
+  /// The loss of every step of a parallel run next to the serial run's: shows the table
+  /// @p title (step | @p label | serial | |diff|), records the losses as the summary's loss,
+  /// and checks "loss per step == serial" to relative @p tolerance.
+  void check_losses(const std::string& title, const std::string& label, const std::vector<float>& ours,
+                    const std::vector<float>& serial, double tolerance);
 };
 
 /// One step of a chapter.

@@ -56,10 +56,10 @@ RingTraffic exact(const std::string& op, std::int64_t count, int n, int r) {
 /// Seconds per call of @p fn, averaged over @p iters calls after one warm-up, max over ranks.
 double time_it(Context& ctx, int iters, const std::function<void()>& fn) {
   fn();
-  const bool was = ctx.world.counting();
-  ctx.world.set_counting(false);
-  ctx.world.barrier();
-  ctx.world.set_counting(was);
+  {
+    Uncounted quiet(ctx.world);
+    ctx.world.barrier();
+  }
   const auto t0 = std::chrono::steady_clock::now();
   for (int i = 0; i < iters; ++i) fn();
   ctx.ops.synchronize();

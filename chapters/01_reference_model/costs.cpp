@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // Chapter 01's formulas (see costs.hpp and the README's "Counting" and "Memory" sections).
-// Every term names the tensor it counts, so a reader can match it with a line of common/nn.
+// Every term names the tensor it counts, so a reader can match it with a line of nn/.
 #include "chapters/01_reference_model/costs.hpp"
 
 #include "common/check.hpp"

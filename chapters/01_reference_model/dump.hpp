@@ -11,7 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "common/nn/params.hpp"
+#include "nn/params.hpp"
 #include "common/tensor.hpp"
 
 namespace fivefold::ch01 {

@@ -16,9 +16,9 @@
 #include "backends/ops.hpp"
 #include "chapters/01_reference_model/traced_model.hpp"
 #include "common/model_config.hpp"
-#include "common/nn/attention.hpp"
-#include "common/nn/layers.hpp"
-#include "common/nn/moe.hpp"
+#include "nn/attention.hpp"
+#include "nn/layers.hpp"
+#include "nn/moe.hpp"
 
 namespace fivefold::ch01 {
 

@@ -52,10 +52,10 @@ void check_number(Context& ctx, const std::string& name, double measured, double
 void check_ranks_agree(Context& ctx, const std::string& what, const Tensor& t) {
   if (ctx.size() == 1) return;  // same list of checks on every rank: size() is the same everywhere
   Tensor ref = ctx.ops.upload(t);  // a copy on the device (host tensors too: NCCL needs device memory)
-  const bool was = ctx.world.counting();
-  ctx.world.set_counting(false);  // bookkeeping: the reference model itself communicates nothing
-  ctx.world.broadcast(ref, 0);
-  ctx.world.set_counting(was);
+  {
+    Uncounted quiet(ctx.world);  // bookkeeping: the reference model itself communicates nothing
+    ctx.world.broadcast(ref, 0);
+  }
   ctx.check(compare("every rank == rank 0, bitwise: " + what, t, ref, 0.0));
 }
 

@@ -15,7 +15,7 @@
 
 #include "backends/ops.hpp"
 #include "common/model_config.hpp"
-#include "common/nn/model.hpp"
+#include "nn/model.hpp"
 
 namespace fivefold::ch01 {
 

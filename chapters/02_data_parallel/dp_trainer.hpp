@@ -30,8 +30,8 @@
 #include "chapters/02_data_parallel/flat_layout.hpp"
 #include "chapters/02_data_parallel/unit_model.hpp"
 #include "common/model_config.hpp"
-#include "common/nn/adamw.hpp"
-#include "common/nn/data.hpp"
+#include "nn/adamw.hpp"
+#include "nn/data.hpp"
 
 namespace fivefold::ch02 {
 

@@ -8,7 +8,7 @@
 
 #include "common/check.hpp"
 #include "common/npy.hpp"
-#include "common/nn/params.hpp"
+#include "nn/params.hpp"
 
 namespace fivefold::ch02 {
 
@@ -73,20 +73,20 @@ void DpDump::step0(const Tensor& local_logits, const Tensor& dense_grads) {
   if (!enabled_) return;
   const ModelConfig& cfg = lab_->o.cfg;
   const BatchSplit split{cfg.batch, comm_->size()};
-  const bool was = comm_->counting();
-  comm_->set_counting(false);  // bookkeeping, not training traffic
-  if (comm_->rank() == 0) {
-    Tensor all = ctx_->ops.empty({cfg.batch, cfg.seq, cfg.vocab});  // [B, T, V] on the device
-    all.narrow(0, split.count(0)).copy_from(local_logits);
-    for (int q = 1; q < comm_->size(); ++q) {
-      Tensor rows = all.narrow(split.offset(q), split.count(q));  // [b_q, T, V]
-      comm_->recv(rows, q);
+  {
+    Uncounted quiet(*comm_);  // bookkeeping, not training traffic
+    if (comm_->rank() == 0) {
+      Tensor all = ctx_->ops.empty({cfg.batch, cfg.seq, cfg.vocab});  // [B, T, V] on the device
+      all.narrow(0, split.count(0)).copy_from(local_logits);
+      for (int q = 1; q < comm_->size(); ++q) {
+        Tensor rows = all.narrow(split.offset(q), split.count(q));  // [b_q, T, V]
+        comm_->recv(rows, q);
+      }
+      npy::save(dir_ + "/logits.npy", all);
+    } else {
+      comm_->send(local_logits, 0);
     }
-    npy::save(dir_ + "/logits.npy", all);
-  } else {
-    comm_->send(local_logits, 0);
   }
-  comm_->set_counting(was);
   params("grads", dense_grads);
 }
 

@@ -2,8 +2,8 @@
 // What the steps share: the options as JSON, the batches, the serial reference run, small
 // helpers, and which steps a plain run (--zero K) skips.
 #include "chapters/02_data_parallel/steps.hpp"
-#include "common/nn/adamw.hpp"
-#include "common/nn/model.hpp"
+#include "nn/adamw.hpp"
+#include "nn/model.hpp"
 
 namespace fivefold::ch02 {
 

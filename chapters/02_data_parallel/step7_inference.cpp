@@ -11,7 +11,7 @@
 
 #include "chapters/02_data_parallel/steps.hpp"
 #include "common/narrate.hpp"
-#include "common/nn/model.hpp"
+#include "nn/model.hpp"
 
 namespace fivefold::ch02 {
 
@@ -27,10 +27,8 @@ Tensor prompt_of(const Options& o, int i, int P) {
 }
 
 void uncounted_barrier(Communicator& c) {
-  const bool was = c.counting();
-  c.set_counting(false);
+  Uncounted quiet(c);
   c.barrier();
-  c.set_counting(was);
 }
 
 }  // namespace

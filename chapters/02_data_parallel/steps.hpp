@@ -11,7 +11,7 @@
 #include "chapters/02_data_parallel/dp_trainer.hpp"
 #include "chapters/harness.hpp"
 #include "common/model_config.hpp"
-#include "common/nn/data.hpp"
+#include "nn/data.hpp"
 
 namespace fivefold::ch02 {
 

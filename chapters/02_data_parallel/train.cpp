@@ -43,10 +43,10 @@ CheckResult compare_params(const std::string& name, const ModelConfig& cfg, cons
 /// sum over ranks of @p v (uncounted bookkeeping on @p comm).
 double sum_over(Ops& ops, Communicator& comm, double v) {
   Tensor t = ops.upload(Tensor::from_vector(std::vector<float>{static_cast<float>(v)}, {1}));
-  const bool was = comm.counting();
-  comm.set_counting(false);
-  comm.all_reduce(t);
-  comm.set_counting(was);
+  {
+    Uncounted quiet(comm);
+    comm.all_reduce(t);
+  }
   return t.to_vector()[0];
 }
 

@@ -4,7 +4,7 @@
 #include "chapters/02_data_parallel/unit_model.hpp"
 
 #include "common/check.hpp"
-#include "common/nn/attention.hpp"
+#include "nn/attention.hpp"
 #include "common/trace.hpp"
 
 namespace fivefold::ch02 {

@@ -5,7 +5,7 @@
 /// communication: a bucket's all-reduce once its gradients are complete, a ZeRO-3 gather before a
 /// unit runs, a reduce-scatter right after its backward.
 ///
-/// It is built from the same layer classes as nn::Model (common/nn), over parameter storage the
+/// It is built from the same layer classes as nn::Model (nn/), over parameter storage the
 /// caller provides: unit u's parameters are views into the flat tensor values[u] (gradients into
 /// grads[u]). The layers keep those views, so whatever the caller writes there (a replica, a
 /// freshly gathered unit) is what the next forward/backward of that unit uses. Same operations in
@@ -23,8 +23,8 @@
 #include "backends/ops.hpp"
 #include "chapters/02_data_parallel/flat_layout.hpp"
 #include "common/model_config.hpp"
-#include "common/nn/layers.hpp"
-#include "common/nn/model.hpp"
+#include "nn/layers.hpp"
+#include "nn/model.hpp"
 
 namespace fivefold::ch02 {
 

@@ -110,13 +110,11 @@ void DpTrainer::release_unit(int u) {
 Tensor DpTrainer::gather_shards(const Tensor& shard) {
   // Bookkeeping for the checks and the dump: not part of training, so not counted.
   Tensor full = ops_->zeros({layout_.padded()});
-  const bool was = comm_->counting();
-  comm_->set_counting(false);
+  Uncounted quiet(*comm_);
   for (const Segment& g : layout_.segments()) {
     Tensor all = full.flat(g.offset, g.padded);
     comm_->all_gather(shard.flat(g.shard_offset, g.shard(n_)), all);
   }
-  comm_->set_counting(was);
   return full;
 }
 

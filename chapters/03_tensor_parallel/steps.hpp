@@ -13,9 +13,9 @@
 #include "chapters/03_tensor_parallel/tp_model.hpp"
 #include "chapters/harness.hpp"
 #include "common/model_config.hpp"
-#include "common/nn/adamw.hpp"
-#include "common/nn/data.hpp"
-#include "common/nn/model.hpp"
+#include "nn/adamw.hpp"
+#include "nn/data.hpp"
+#include "nn/model.hpp"
 
 namespace fivefold::ch03 {
 

@@ -4,7 +4,7 @@
 
 #include "chapters/03_tensor_parallel/tp_linear.hpp"
 #include "common/check.hpp"
-#include "common/nn/layers.hpp"
+#include "nn/layers.hpp"
 
 namespace fivefold::ch03 {
 

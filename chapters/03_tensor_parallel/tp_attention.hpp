@@ -15,7 +15,7 @@
 
 #include "backends/communicator.hpp"
 #include "common/model_config.hpp"
-#include "common/nn/attention.hpp"
+#include "nn/attention.hpp"
 
 namespace fivefold::ch03 {
 

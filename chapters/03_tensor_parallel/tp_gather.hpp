@@ -31,15 +31,8 @@ Tensor gather_full(Communicator& tp, Ops& ops, const Tensor& shard, Split s);
 /// Runs @p fn with counting switched off on @p comm (restores the previous state).
 template <typename Fn>
 void uncounted(Communicator& comm, Fn&& fn) {
-  const bool was = comm.counting();
-  comm.set_counting(false);
-  try {
-    fn();
-  } catch (...) {
-    comm.set_counting(was);
-    throw;
-  }
-  comm.set_counting(was);
+  Uncounted quiet(comm);
+  fn();
 }
 
 /// Checks this rank's @p shard against its block of the serial @p full (split @p s).

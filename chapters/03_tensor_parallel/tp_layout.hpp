@@ -23,7 +23,7 @@
 
 #include "backends/ops.hpp"
 #include "common/model_config.hpp"
-#include "common/nn/params.hpp"
+#include "nn/params.hpp"
 
 namespace fivefold::ch03 {
 

@@ -2,7 +2,7 @@
 // Column- and row-parallel linears, the f/g operators, and the TP SwiGLU MLP.
 #include "chapters/03_tensor_parallel/tp_linear.hpp"
 
-#include "common/nn/layers.hpp"
+#include "nn/layers.hpp"
 #include "common/trace.hpp"
 
 namespace fivefold::ch03 {

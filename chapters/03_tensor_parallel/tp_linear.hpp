@@ -20,7 +20,7 @@
 
 #include "backends/communicator.hpp"
 #include "backends/ops.hpp"
-#include "common/nn/params.hpp"
+#include "nn/params.hpp"
 
 namespace fivefold::ch03 {
 

@@ -3,7 +3,7 @@
 #include "chapters/03_tensor_parallel/tp_model.hpp"
 
 #include "common/check.hpp"
-#include "common/nn/attention.hpp"
+#include "nn/attention.hpp"
 #include "common/trace.hpp"
 
 namespace fivefold::ch03 {

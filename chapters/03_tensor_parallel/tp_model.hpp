@@ -21,7 +21,7 @@
 #include "chapters/03_tensor_parallel/tp_layout.hpp"
 #include "chapters/03_tensor_parallel/tp_linear.hpp"
 #include "chapters/03_tensor_parallel/tp_vocab.hpp"
-#include "common/nn/layers.hpp"
+#include "nn/layers.hpp"
 
 namespace fivefold::ch03 {
 

@@ -10,8 +10,8 @@
 
 #include "chapters/03_tensor_parallel/tp_linear.hpp"
 #include "common/check.hpp"
-#include "common/nn/attention.hpp"
-#include "common/nn/layers.hpp"
+#include "nn/attention.hpp"
+#include "nn/layers.hpp"
 #include "common/trace.hpp"
 
 namespace fivefold::ch03 {

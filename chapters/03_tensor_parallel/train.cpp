@@ -136,13 +136,7 @@ void train(Context& ctx, Lab& lab, bool narrate) {
   record(ctx, total, n, "training (" + std::to_string(cfg.steps) + " steps)", "all_reduce", run);
   record(ctx, total, n, "training (" + std::to_string(cfg.steps) + " steps)", "all_gather", {});
 
-  Table lt{"Loss per step: TP vs serial", {"step", "tp", "serial"}, {}};
-  for (std::size_t k = 0; k < losses.size(); ++k)
-    lt.add({std::to_string(k), fmt("%.6f", losses[k]), fmt("%.6f", ref_losses[k])});
-  ctx.show(lt);
-  ctx.summary.loss.assign(losses.begin(), losses.end());
-  ctx.check(compare("loss per step == serial", Tensor::from_vector(losses, {cfg.steps}),
-                    Tensor::from_vector(ref_losses, {cfg.steps}), 1e-5));
+  ctx.check_losses("Loss per step: TP vs serial", "tp", losses, ref_losses, 1e-5);
   ctx.check(check_all_shards("parameters after " + std::to_string(cfg.steps) + " AdamW steps == serial slices",
                              model.params(), serial.params(), r, n, false, 1e-4));
   ctx.check(identical_across(tp, ctx.ops, model.params(),

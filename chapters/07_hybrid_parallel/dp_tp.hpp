@@ -35,8 +35,8 @@
 #include "backends/ops.hpp"
 #include "chapters/02_data_parallel/dp_trainer.hpp"
 #include "chapters/03_tensor_parallel/tp_model.hpp"
-#include "common/nn/adamw.hpp"
-#include "common/nn/data.hpp"
+#include "nn/adamw.hpp"
+#include "nn/data.hpp"
 
 namespace fivefold::ch07 {
 

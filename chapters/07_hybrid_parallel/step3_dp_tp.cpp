@@ -163,13 +163,7 @@ void step3_dp_tp(Context& ctx, const Options& o) {
                                  "    inside the head and layer units); ") + how + ":\n    " + s);
   }
 
-  Table lt{"Loss per step: DP x TP (global batch) vs serial", {"step", "dp x tp", "serial"}, {}};
-  for (std::size_t k = 0; k < losses.size(); ++k)
-    lt.add({std::to_string(k), fmt("%.6f", losses[k]), fmt("%.6f", ref_losses[k])});
-  ctx.show(lt);
-  ctx.summary.loss.assign(losses.begin(), losses.end());
-  ctx.check(compare("loss per step == serial", Tensor::from_vector(losses, {cfg.steps}),
-                    Tensor::from_vector(ref_losses, {cfg.steps}), 1e-5));
+  ctx.check_losses("Loss per step: DP x TP (global batch) vs serial", "dp x tp", losses, ref_losses, 1e-5);
   ctx.check(ch03::check_all_shards("parameters after " + std::to_string(cfg.steps) + " steps == serial slices",
                                    model.params(), serial.params(), t, tpn, false, 1e-4));
   ctx.check(ch03::identical_across(dp, ctx.ops, model.params(), "every DP replica of a shard identical (bitwise)",

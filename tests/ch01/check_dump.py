@@ -4,7 +4,7 @@
 
 An independent NumPy (float64) implementation of the reference model of CONTRACT section 1,
 dense and MoE (top-k with ties to the lower index, renormalised gates, per-sequence capacity,
-Switch aux loss averaged over sequences as common/nn/moe.hpp documents), recomputes from
+Switch aux loss averaged over sequences as nn/moe.hpp documents), recomputes from
 params/*.npy and inputs.npy:
   - the step-0 logits (vs logits.npy, relative L2 error <= 1e-5),
   - the step-0 loss (vs loss.npy[0], relative error <= 1e-5),

@@ -6,7 +6,7 @@
 #include <gtest/gtest.h>
 
 #include "chapters/01_reference_model/costs.hpp"
-#include "common/nn/params.hpp"
+#include "nn/params.hpp"
 
 namespace fivefold::ch01 {
 namespace {

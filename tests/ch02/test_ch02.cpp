@@ -15,8 +15,8 @@
 #include "chapters/02_data_parallel/dp_costs.hpp"
 #include "chapters/02_data_parallel/dp_trainer.hpp"
 #include "chapters/02_data_parallel/flat_layout.hpp"
-#include "common/nn/adamw.hpp"
-#include "common/nn/model.hpp"
+#include "nn/adamw.hpp"
+#include "nn/model.hpp"
 #include "common/summary.hpp"
 
 namespace fivefold::ch02 {
@@ -111,9 +111,10 @@ DpRun train(const ModelConfig& c, const DpConfig& dc, bool uniform_weight = fals
     const double w = uniform_weight ? 1.0 / n : split.weight(r);
     const double loss = run.trainer->step(batch_of(c, k, split.count(r), split.offset(r)), w);
     Tensor l = Tensor::from_vector(std::vector<float>{static_cast<float>(split.weight(r) * loss)}, {1});
-    comm->set_counting(false);
-    comm->all_reduce(l);
-    comm->set_counting(true);
+    {
+      Uncounted quiet(*comm);
+      comm->all_reduce(l);
+    }
     run.losses.push_back(l.to_vector()[0]);
     if (k == 0) run.grads0 = run.trainer->dense_grads();
   }

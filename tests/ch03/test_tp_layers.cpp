@@ -7,7 +7,7 @@
 #include "chapters/03_tensor_parallel/tp_costs.hpp"
 #include "chapters/03_tensor_parallel/tp_model.hpp"
 #include "common/check.hpp"
-#include "common/nn/model.hpp"
+#include "nn/model.hpp"
 #include "tp_test_util.hpp"
 
 namespace fivefold::test {

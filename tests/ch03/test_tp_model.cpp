@@ -5,9 +5,9 @@
 // on TP sub-groups of a larger world (as chapter 07 uses them).
 #include "chapters/03_tensor_parallel/tp_costs.hpp"
 #include "chapters/03_tensor_parallel/tp_model.hpp"
-#include "common/nn/adamw.hpp"
-#include "common/nn/data.hpp"
-#include "common/nn/model.hpp"
+#include "nn/adamw.hpp"
+#include "nn/data.hpp"
+#include "nn/model.hpp"
 #include "tp_test_util.hpp"
 
 namespace fivefold::test {

@@ -21,9 +21,9 @@
 #include <cstdio>
 
 #include "backends/cpu/eigen_ops.hpp"
-#include "common/nn/adamw.hpp"
-#include "common/nn/data.hpp"
-#include "common/nn/model.hpp"
+#include "nn/adamw.hpp"
+#include "nn/data.hpp"
+#include "nn/model.hpp"
 #include "common/rng.hpp"
 #include "cuda_test_support.hpp"
 

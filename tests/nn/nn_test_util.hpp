@@ -12,7 +12,7 @@
 
 #include "backends/ops.hpp"
 #include "common/model_config.hpp"
-#include "common/nn/params.hpp"
+#include "nn/params.hpp"
 #include "common/rng.hpp"
 #include "tests/nn/reference.hpp"
 

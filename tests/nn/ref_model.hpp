@@ -7,7 +7,7 @@
 #include <string>
 
 #include "common/model_config.hpp"
-#include "common/nn/params.hpp"
+#include "nn/params.hpp"
 #include "tests/nn/reference.hpp"
 
 namespace fivefold::ref {

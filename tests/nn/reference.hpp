@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /// @file reference.hpp
 /// @brief An independent double-precision reference of CONTRACT §1 for the tests: plain loops
-/// over std::vector<double>, written from the contract text, sharing no code with common/nn
+/// over std::vector<double>, written from the contract text, sharing no code with nn/
 /// or the Ops. The gradient checks differentiate it by central finite differences.
 #pragma once
 

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Attention ops of EigenOps against the double reference: forward (GQA, global positions, a
 // row with no visible key), backward against finite differences (accumulating into dq/dk/dv),
-// the online-softmax merge, and the blockwise attention of common/nn against one-shot attention
+// the online-softmax merge, and the blockwise attention of nn/ against one-shot attention
 // (blocks in order and in reverse order, as a ring delivers them).
 #include <cmath>
 #include <limits>
@@ -9,7 +9,7 @@
 #include <gtest/gtest.h>
 
 #include "backends/cpu/eigen_ops.hpp"
-#include "common/nn/attention.hpp"
+#include "nn/attention.hpp"
 #include "tests/nn/nn_test_util.hpp"
 
 namespace fivefold {

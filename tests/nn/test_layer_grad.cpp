@@ -1,14 +1,14 @@
 // SPDX-License-Identifier: MIT
-// Layer-by-layer gradient checks: each common/nn layer's fp32 forward against the double
+// Layer-by-layer gradient checks: each nn/ layer's fp32 forward against the double
 // reference (tol 1e-5) and its hand-written backward against central finite differences of
 // the double reference (tol 1e-4; see test_model_grad.cpp for why these tolerances), with the
 // scalar loss sum(y * R) for a fixed random R (so dy = R), plus the aux loss for MoE.
 #include <gtest/gtest.h>
 
 #include "backends/cpu/eigen_ops.hpp"
-#include "common/nn/attention.hpp"
-#include "common/nn/layers.hpp"
-#include "common/nn/moe.hpp"
+#include "nn/attention.hpp"
+#include "nn/layers.hpp"
+#include "nn/moe.hpp"
 #include "tests/nn/nn_test_util.hpp"
 
 namespace fivefold {

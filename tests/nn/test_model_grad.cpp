@@ -11,7 +11,7 @@
 #include <gtest/gtest.h>
 
 #include "backends/cpu/eigen_ops.hpp"
-#include "common/nn/model.hpp"
+#include "nn/model.hpp"
 #include "tests/nn/nn_test_util.hpp"
 #include "tests/nn/ref_model.hpp"
 

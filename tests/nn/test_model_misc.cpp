@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// The rest of common/nn: AdamW over the registry vs torch semantics, KV-cache generation vs
+// The rest of nn/: AdamW over the registry vs torch semantics, KV-cache generation vs
 // full recompute, backward accumulation, the registry's names/shapes/init, ModelConfig
 // validation and JSON, the synthetic task, and a short training run whose loss must fall.
 #include <cmath>
@@ -8,9 +8,9 @@
 
 #include "backends/cpu/eigen_ops.hpp"
 #include "common/cli.hpp"
-#include "common/nn/adamw.hpp"
-#include "common/nn/data.hpp"
-#include "common/nn/model.hpp"
+#include "nn/adamw.hpp"
+#include "nn/data.hpp"
+#include "nn/model.hpp"
 #include "tests/nn/nn_test_util.hpp"
 
 namespace fivefold {

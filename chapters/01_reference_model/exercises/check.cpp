@@ -9,8 +9,8 @@
 #include "backends/backend.hpp"
 #include "backends/runtime.hpp"
 #include "chapters/01_reference_model/rmsnorm_by_hand.hpp"
-#include "common/nn/data.hpp"
-#include "common/nn/model.hpp"
+#include "nn/data.hpp"
+#include "nn/model.hpp"
 #include "common/rng.hpp"
 #include "common/summary.hpp"
 

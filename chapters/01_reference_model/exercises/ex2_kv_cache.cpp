@@ -9,7 +9,7 @@
 // the prompt at start 0 (the prefill), then with one token (T = 1) at start = its position.
 // The solution is cache_attend in ../generation.cpp.
 #include "chapters/01_reference_model/exercises/check.hpp"
-#include "common/nn/attention.hpp"
+#include "nn/attention.hpp"
 
 using namespace fivefold;
 

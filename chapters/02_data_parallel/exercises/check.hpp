@@ -10,7 +10,7 @@
 
 #include "backends/communicator.hpp"
 #include "chapters/02_data_parallel/dp_trainer.hpp"
-#include "common/nn/adamw.hpp"
+#include "nn/adamw.hpp"
 
 namespace fivefold::ch02 {
 

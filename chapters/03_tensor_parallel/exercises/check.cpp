@@ -9,7 +9,7 @@
 #include "backends/backend.hpp"
 #include "backends/runtime.hpp"
 #include "chapters/03_tensor_parallel/tp_gather.hpp"
-#include "common/nn/layers.hpp"
+#include "nn/layers.hpp"
 #include "common/rng.hpp"
 #include "common/summary.hpp"
 

@@ -9,7 +9,7 @@
 // ../tp_linear.cpp.
 #include "chapters/03_tensor_parallel/exercises/check.hpp"
 #include "chapters/03_tensor_parallel/tp_linear.hpp"
-#include "common/nn/layers.hpp"
+#include "nn/layers.hpp"
 
 using namespace fivefold;
 

@@ -9,7 +9,7 @@
 #include "chapters/03_tensor_parallel/exercises/check.hpp"
 #include "chapters/03_tensor_parallel/tp_gather.hpp"
 #include "chapters/03_tensor_parallel/tp_linear.hpp"
-#include "common/nn/params.hpp"
+#include "nn/params.hpp"
 
 using namespace fivefold;
 

@@ -10,7 +10,7 @@
 #include "backends/backend.hpp"
 #include "backends/runtime.hpp"
 #include "chapters/03_tensor_parallel/tp_gather.hpp"
-#include "common/nn/model.hpp"
+#include "nn/model.hpp"
 
 namespace fivefold::ch07 {
 

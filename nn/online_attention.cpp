@@ -5,8 +5,8 @@
 #include <limits>
 
 #include "common/check.hpp"
-#include "common/nn/attention.hpp"
-#include "common/nn/layers.hpp"
+#include "nn/attention.hpp"
+#include "nn/layers.hpp"
 
 namespace fivefold::nn {
 

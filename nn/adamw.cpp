@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // AdamW over a list of tensors: the moments live beside the parameters, one Ops call each.
-#include "common/nn/adamw.hpp"
+#include "nn/adamw.hpp"
 
 #include "common/check.hpp"
 

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // The serial reference model: decoder layers, the whole forward/backward, greedy generation.
-#include "common/nn/model.hpp"
+#include "nn/model.hpp"
 
 #include "common/check.hpp"
 

@@ -15,10 +15,10 @@
 
 #include "backends/ops.hpp"
 #include "common/model_config.hpp"
-#include "common/nn/attention.hpp"
-#include "common/nn/layers.hpp"
-#include "common/nn/moe.hpp"
-#include "common/nn/params.hpp"
+#include "nn/attention.hpp"
+#include "nn/layers.hpp"
+#include "nn/moe.hpp"
+#include "nn/params.hpp"
 
 namespace fivefold::nn {
 

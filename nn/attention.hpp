@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "backends/ops.hpp"
-#include "common/nn/params.hpp"
+#include "nn/params.hpp"
 #include "common/tensor.hpp"
 
 namespace fivefold::nn {

@@ -18,8 +18,8 @@
 #include <vector>
 
 #include "backends/ops.hpp"
-#include "common/nn/layers.hpp"
-#include "common/nn/params.hpp"
+#include "nn/layers.hpp"
+#include "nn/params.hpp"
 
 namespace fivefold::nn {
 

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // The parameter registry: CONTRACT names and shapes, the initialisation rule, grads.
-#include "common/nn/params.hpp"
+#include "nn/params.hpp"
 
 #include "common/check.hpp"
 #include "common/rng.hpp"

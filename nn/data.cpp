@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // The synthetic token stream (see data.hpp for the task).
-#include "common/nn/data.hpp"
+#include "nn/data.hpp"
 
 #include <cmath>
 #include <vector>

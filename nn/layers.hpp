@@ -4,7 +4,7 @@
 /// needs and a hand-written backward: linear, Embedding, RMSNorm, SwiGLU MLP, LM head with
 /// cross-entropy. Written once against Ops, so the same code runs on every backend.
 ///
-/// Conventions of every layer in common/nn:
+/// Conventions of every layer in nn/:
 /// - A layer holds handles (Tensors share memory) to its weights and their gradients; a
 ///   backward ACCUMULATES (+=) into the weight gradients, and returns d(input) (overwritten).
 /// - forward/backward return references to buffers the layer owns (reused from call to call
@@ -14,7 +14,7 @@
 #pragma once
 
 #include "backends/ops.hpp"
-#include "common/nn/params.hpp"
+#include "nn/params.hpp"
 #include "common/tensor.hpp"
 
 namespace fivefold::nn {

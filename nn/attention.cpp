@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: MIT
 // The attention block: projections (GQA), RoPE, causal attention with positions, and the
 // KV-cache inference step.
-#include "common/nn/attention.hpp"
+#include "nn/attention.hpp"
 
 #include "common/check.hpp"
-#include "common/nn/layers.hpp"
+#include "nn/layers.hpp"
 
 namespace fivefold::nn {
 

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // The MoE layer: host-side routing (top-k, capacity, aux loss, router backward) and the
 // device-side expert compute (gather, SwiGLU, weighted scatter-add).
-#include "common/nn/moe.hpp"
+#include "nn/moe.hpp"
 
 #include <cmath>
 

@@ -11,7 +11,7 @@
 
 #include "backends/ops.hpp"
 #include "common/model_config.hpp"
-#include "common/nn/params.hpp"
+#include "nn/params.hpp"
 
 namespace fivefold::nn {
 

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // The simple layers: linear, Embedding, RMSNorm, SwiGLU MLP, LM head + cross-entropy.
-#include "common/nn/layers.hpp"
+#include "nn/layers.hpp"
 
 #include "common/check.hpp"
 
