@@ -36,71 +36,100 @@ Attention::Attention(Ops& ops, AttentionWeights w, int heads, int kv_heads, int 
 }
 
 // q, k, v of the tokens a [B, T, C] at positions pos [T], RoPE applied to q and k.
-void Attention::project(const Tensor& a, const Tensor& pos) {
+void Attention::project(Saved& s, const Tensor& a, const Tensor& pos) {
   const std::int64_t B = a.dim(0), T = a.dim(1);
-  ensure(*ops_, q_, {B, T, heads_, head_dim_});     // [B, T, H, hd]
-  ensure(*ops_, k_, {B, T, kv_heads_, head_dim_});  // [B, T, Hkv, hd]
-  ensure(*ops_, v_, k_.shape());
-  Tensor q2 = q_.view({B * T, heads_ * head_dim_}), k2 = k_.view({B * T, kv_heads_ * head_dim_});
-  Tensor v2 = v_.view(k2.shape());
+  ensure(*ops_, s.q, {B, T, heads_, head_dim_});     // [B, T, H, hd]
+  ensure(*ops_, s.k, {B, T, kv_heads_, head_dim_});  // [B, T, Hkv, hd]
+  ensure(*ops_, s.v, s.k.shape());
+  Tensor q2 = s.q.view({B * T, heads_ * head_dim_}), k2 = s.k.view({B * T, kv_heads_ * head_dim_});
+  Tensor v2 = s.v.view(k2.shape());
   linear_forward(*ops_, q2, a, w_.q);
   linear_forward(*ops_, k2, a, w_.k);
   linear_forward(*ops_, v2, a, w_.v);
-  ops_->rope(q_, pos, theta_, false);  // TUTORIAL: positions enter only here, through q and k
-  ops_->rope(k_, pos, theta_, false);
+  ops_->rope(s.q, pos, theta_, false);  // TUTORIAL: positions enter only here, through q and k
+  ops_->rope(s.k, pos, theta_, false);
+}
+
+const Tensor& Attention::forward(Acts& acts, const Tensor& a, const Pass& pass, KvCache* cache) {
+  Saved& s = static_cast<Saved&>(acts);
+  if (cache) return attend_cached(s, a, pass.start, *cache);
+  const std::int64_t B = a.dim(0), T = a.dim(1);
+  s.a = a;
+  s.pos = pass.pos;
+  project(s, a, pass.pos);
+  ensure(*ops_, s.o, s.q.shape());
+  ensure(*ops_, s.lse, {B, heads_, T});
+  ops_->attention_forward(s.o, s.lse, s.q, s.k, s.v, s.pos, s.pos);  // causal: key s visible iff pos[s] <= pos[t]
+  ensure(*ops_, s.y, a.shape());
+  linear_forward(*ops_, s.y, s.o.view({B * T, heads_ * head_dim_}), w_.o);  // concat heads, then o_proj
+  return s.y;
+}
+
+const Tensor& Attention::backward_input(Acts& acts, const Tensor& dy) {
+  Saved& s = static_cast<Saved&>(acts);
+  const std::int64_t B = s.a.dim(0), T = s.a.dim(1);
+  s.dy = dy;
+  ensure(*ops_, s.d_o, s.o.shape());
+  Tensor do2 = s.d_o.view({B * T, heads_ * head_dim_});
+  linear_backward_input(*ops_, do2, dy, w_.o);
+  ensure(*ops_, s.dq, s.q.shape());
+  ensure(*ops_, s.dk, s.k.shape());
+  ensure(*ops_, s.dv, s.v.shape());
+  ops_->fill(s.dq, 0.0f);  // attention_backward accumulates
+  ops_->fill(s.dk, 0.0f);
+  ops_->fill(s.dv, 0.0f);
+  ops_->attention_backward(s.dq, s.dk, s.dv, s.d_o, s.q, s.k, s.v, s.o, s.lse, s.pos, s.pos);
+  ops_->rope(s.dq, s.pos, theta_, true);  // the backward of a rotation is the inverse rotation
+  ops_->rope(s.dk, s.pos, theta_, true);
+  ensure(*ops_, s.da, s.a.shape());
+  linear_backward_input(*ops_, s.da, s.dq.view({B * T, heads_ * head_dim_}), w_.q);
+  linear_backward_input(*ops_, s.da, s.dk.view({B * T, kv_heads_ * head_dim_}), w_.k, true);
+  linear_backward_input(*ops_, s.da, s.dv.view({B * T, kv_heads_ * head_dim_}), w_.v, true);
+  return s.da;
+}
+
+void Attention::backward_weight(Acts& acts) {
+  Saved& s = static_cast<Saved&>(acts);
+  const std::int64_t B = s.a.dim(0), T = s.a.dim(1);
+  linear_backward_weight(*ops_, w_.d_o, s.dy, s.o.view({B * T, heads_ * head_dim_}));
+  linear_backward_weight(*ops_, w_.dq, s.dq.view({B * T, heads_ * head_dim_}), s.a);
+  linear_backward_weight(*ops_, w_.dk, s.dk.view({B * T, kv_heads_ * head_dim_}), s.a);
+  linear_backward_weight(*ops_, w_.dv, s.dv.view({B * T, kv_heads_ * head_dim_}), s.a);
 }
 
 const Tensor& Attention::forward(const Tensor& a, const Tensor& pos) {
-  const std::int64_t B = a.dim(0), T = a.dim(1);
-  a_ = a;
-  pos_ = pos;
-  project(a, pos);
-  ensure(*ops_, o_, q_.shape());
-  ensure(*ops_, lse_, {B, heads_, T});
-  ops_->attention_forward(o_, lse_, q_, k_, v_, pos, pos);  // causal: key s visible iff pos[s] <= pos[t]
-  ensure(*ops_, y_, a.shape());
-  linear_forward(*ops_, y_, o_.view({B * T, heads_ * head_dim_}), w_.o);  // concat heads, then o_proj
-  return y_;
+  Pass p;
+  p.pos = pos;
+  return forward(own_, a, p, nullptr);
 }
 
 const Tensor& Attention::backward(const Tensor& dy) {
-  const std::int64_t B = a_.dim(0), T = a_.dim(1);
-  ensure(*ops_, d_o_, o_.shape());
-  Tensor do2 = d_o_.view({B * T, heads_ * head_dim_});
-  linear_backward(*ops_, do2, w_.d_o, dy, o_.view(do2.shape()), w_.o);
-  ensure(*ops_, dq_, q_.shape());
-  ensure(*ops_, dk_, k_.shape());
-  ensure(*ops_, dv_, v_.shape());
-  ops_->fill(dq_, 0.0f);  // attention_backward accumulates
-  ops_->fill(dk_, 0.0f);
-  ops_->fill(dv_, 0.0f);
-  ops_->attention_backward(dq_, dk_, dv_, d_o_, q_, k_, v_, o_, lse_, pos_, pos_);
-  ops_->rope(dq_, pos_, theta_, true);  // the backward of a rotation is the inverse rotation
-  ops_->rope(dk_, pos_, theta_, true);
-  ensure(*ops_, da_, a_.shape());
-  linear_backward(*ops_, da_, w_.dq, dq_.view({B * T, heads_ * head_dim_}), a_, w_.q);
-  linear_backward(*ops_, da_, w_.dk, dk_.view({B * T, kv_heads_ * head_dim_}), a_, w_.k, true);
-  linear_backward(*ops_, da_, w_.dv, dv_.view({B * T, kv_heads_ * head_dim_}), a_, w_.v, true);
-  return da_;
+  const Tensor& da = backward_input(own_, dy);
+  backward_weight(own_);
+  return da;
 }
 
 const Tensor& Attention::forward_cached(const Tensor& a, std::int64_t start, KvCache& cache) {
+  return attend_cached(own_, a, start, cache);
+}
+
+const Tensor& Attention::attend_cached(Saved& s, const Tensor& a, std::int64_t start, KvCache& cache) {
   const std::int64_t B = a.dim(0), T = a.dim(1), smax = cache.k.dim(1), row = kv_heads_ * head_dim_;
   FIVEFOLD_CHECK(cache.k.dim(0) == B && start >= 0 && start + T <= smax, "forward_cached: tokens ", start, "..",
                  start + T - 1, " of batch ", B, " do not fit the cache ", cache.k.str());
   const Tensor pos = positions(*ops_, start, T);
-  project(a, pos);
+  project(s, a, pos);
   for (std::int64_t b = 0; b < B; ++b) {  // TUTORIAL: append this step's k/v at slots start..start+T-1
-    cache.k.flat((b * smax + start) * row, T * row).copy_from(k_.flat(b * T * row, T * row));
-    cache.v.flat((b * smax + start) * row, T * row).copy_from(v_.flat(b * T * row, T * row));
+    cache.k.flat((b * smax + start) * row, T * row).copy_from(s.k.flat(b * T * row, T * row));
+    cache.v.flat((b * smax + start) * row, T * row).copy_from(s.v.flat(b * T * row, T * row));
   }
-  ensure(*ops_, o_, q_.shape());
-  ensure(*ops_, lse_, {B, heads_, T});
+  ensure(*ops_, s.o, s.q.shape());
+  ensure(*ops_, s.lse, {B, heads_, T});
   // Slots not written yet have positions > every query position: causality masks them.
-  ops_->attention_forward(o_, lse_, q_, cache.k, cache.v, pos, cache.k_pos);
-  ensure(*ops_, y_, a.shape());
-  linear_forward(*ops_, y_, o_.view({B * T, heads_ * head_dim_}), w_.o);
-  return y_;
+  ops_->attention_forward(s.o, s.lse, s.q, cache.k, cache.v, pos, cache.k_pos);
+  ensure(*ops_, s.y, a.shape());
+  linear_forward(*ops_, s.y, s.o.view({B * T, heads_ * head_dim_}), w_.o);
+  return s.y;
 }
 
 }  // namespace fivefold::nn

@@ -11,9 +11,12 @@
 #include <cstdint>
 #include <vector>
 
+#include <memory>
+
 #include "backends/ops.hpp"
-#include "nn/params.hpp"
 #include "common/tensor.hpp"
+#include "nn/params.hpp"
+#include "nn/parts.hpp"
 
 namespace fivefold::nn {
 
@@ -46,14 +49,39 @@ struct KvCache {
 };
 
 /// Multi-head causal self-attention with GQA and RoPE: y = attn(rope(a Wq^T), rope(a Wk^T), a Wv^T) Wo^T.
-class Attention {
+class Attention : public Block {
  public:
+  /// What one pass keeps.
+  struct Saved : Acts {
+    Tensor a;  ///< input (a handle)
+    Tensor pos;  ///< positions of the tokens (a handle)
+    Tensor q;  ///< queries after RoPE [B, T, H, hd]
+    Tensor k;  ///< keys after RoPE [B, T, Hkv, hd]
+    Tensor v;  ///< values [B, T, Hkv, hd]
+    Tensor o;  ///< attention output [B, T, H, hd]
+    Tensor lse;  ///< its log-sum-exp [B, H, T]
+    Tensor y;  ///< output [B, T, C]
+    Tensor dy;  ///< output gradient (a handle, kept for W)
+    Tensor d_o;  ///< gradient of o
+    Tensor dq;  ///< gradient of q (inverse RoPE applied)
+    Tensor dk;  ///< gradient of k (inverse RoPE applied)
+    Tensor dv;  ///< gradient of v
+    Tensor da;  ///< input gradient
+  };
   /// @p heads / @p kv_heads are the query / kv heads held here; @p head_dim = hd.
   Attention(Ops& ops, AttentionWeights w, int heads, int kv_heads, int head_dim, float rope_theta);
-  /// a [B, T, C], pos int32 [T] (global positions of these tokens) -> y [B, T, C].
-  /// Saves a, rotated q/k, v, the attention output and its logsumexp.
+  std::unique_ptr<Acts> new_acts() const override { return std::make_unique<Saved>(); }
+  /// a [B, T, C], pass.pos int32 [T] (global positions of these tokens) -> y [B, T, C].
+  /// With @p cache (generation) the tokens sit at positions pass.start.. and attend over the
+  /// cache (see forward_cached); otherwise saves a, rotated q/k, v, the output and its lse.
+  const Tensor& forward(Acts& s, const Tensor& a, const Pass& pass, KvCache* cache) override;
+  /// B: dy [B, T, C] -> da [B, T, C].
+  const Tensor& backward_input(Acts& s, const Tensor& dy) override;
+  /// W: the four weight gradients accumulate.
+  void backward_weight(Acts& s) override;
+  /// One pass in flight, over the block's own Saved: a [B, T, C], pos int32 [T] -> y.
   const Tensor& forward(const Tensor& a, const Tensor& pos);
-  /// dy [B, T, C] -> da [B, T, C]; the four weight gradients accumulate.
+  /// B and W of forward(a, pos): dy -> da.
   const Tensor& backward(const Tensor& dy);
   /// Inference step with a cache: a [B, T, C] are the tokens at positions start..start+T-1;
   /// their k/v are written into @p cache and the queries attend over the whole cache. No
@@ -61,13 +89,13 @@ class Attention {
   const Tensor& forward_cached(const Tensor& a, std::int64_t start, KvCache& cache);
 
  private:
-  void project(const Tensor& a, const Tensor& pos);
+  void project(Saved& s, const Tensor& a, const Tensor& pos);
+  const Tensor& attend_cached(Saved& s, const Tensor& a, std::int64_t start, KvCache& cache);
   Ops* ops_;
   AttentionWeights w_;
   int heads_, kv_heads_, head_dim_;
   float theta_;
-  Tensor a_, pos_, q_, k_, v_, o_, lse_, y_;           // saved / outputs
-  Tensor d_o_, dq_, dk_, dv_, da_;                     // backward buffers
+  Saved own_;
 };
 
 /// Online-softmax attention of fixed queries over key/value blocks that arrive one at a time

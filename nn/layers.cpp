@@ -21,33 +21,50 @@ void linear_forward(Ops& ops, Tensor& y, const Tensor& x, const Tensor& w) {
   ops.matmul(y, x, w, false, true);  // TUTORIAL: y = x W^T with W stored [out, in]
 }
 
+void linear_backward_input(Ops& ops, Tensor& dx, const Tensor& dy, const Tensor& w, bool accumulate) {
+  ops.matmul(dx, dy, w, false, false, 1.0f, accumulate ? 1.0f : 0.0f);  // dx = dy W
+}
+
+void linear_backward_weight(Ops& ops, Tensor& dw, const Tensor& dy, const Tensor& x) {
+  ops.matmul(dw, dy, x, true, false, 1.0f, 1.0f);  // dW += dy^T x
+}
+
 void linear_backward(Ops& ops, Tensor& dx, Tensor& dw, const Tensor& dy, const Tensor& x, const Tensor& w,
                      bool accumulate_dx) {
-  if (dx.defined()) ops.matmul(dx, dy, w, false, false, 1.0f, accumulate_dx ? 1.0f : 0.0f);  // dx = dy W
-  ops.matmul(dw, dy, x, true, false, 1.0f, 1.0f);                                            // dW += dy^T x
+  if (dx.defined()) linear_backward_input(ops, dx, dy, w, accumulate_dx);
+  linear_backward_weight(ops, dw, dy, x);
+}
+
+const Tensor& Embedding::forward(Acts& a, const Pass& pass) {
+  Saved& s = static_cast<Saved&>(a);
+  s.tokens = pass.tokens;
+  ensure(*ops_, s.y, {s.tokens.dim(0), s.tokens.dim(1), w_.dim(1)});  // [B, T, C]
+  ops_->gather_rows(s.y, w_, s.tokens, Tensor());
+  return s.y;
 }
 
 const Tensor& Embedding::forward(const Tensor& tokens) {
-  tokens_ = tokens;
-  ensure(*ops_, y_, {tokens.dim(0), tokens.dim(1), w_.dim(1)});  // [B, T, C]
-  ops_->gather_rows(y_, w_, tokens, Tensor());
-  return y_;
+  Pass p;
+  p.tokens = tokens;
+  return forward(own_, p);
 }
 
-void Embedding::backward(const Tensor& dx) { ops_->scatter_add_rows(dw_, dx, tokens_, Tensor()); }
-
-const Tensor& RmsNorm::forward(const Tensor& x) {
-  x_ = x;
-  ensure(*ops_, y_, x.shape());
-  ensure(*ops_, rstd_, {x.numel() / x.dim(-1)});
-  ops_->rmsnorm_forward(y_, rstd_, x, w_, eps_);
-  return y_;
+void Embedding::backward_weight(Acts& a, const Tensor& dx) {
+  ops_->scatter_add_rows(dw_, dx, static_cast<Saved&>(a).tokens, Tensor());
 }
 
-const Tensor& RmsNorm::backward(const Tensor& dy) {
-  ensure(*ops_, dx_, x_.shape());
-  ops_->rmsnorm_backward(dx_, dw_, dy, x_, w_, rstd_);
-  return dx_;
+const Tensor& RmsNorm::forward(Saved& s, const Tensor& x) {
+  s.x = x;
+  ensure(*ops_, s.y, x.shape());
+  ensure(*ops_, s.rstd, {x.numel() / x.dim(-1)});
+  ops_->rmsnorm_forward(s.y, s.rstd, x, w_, eps_);
+  return s.y;
+}
+
+const Tensor& RmsNorm::backward(Saved& s, const Tensor& dy) {
+  ensure(*ops_, s.dx, s.x.shape());
+  ops_->rmsnorm_backward(s.dx, dw_, dy, s.x, w_, s.rstd);
+  return s.dx;
 }
 
 SwiGluWeights swiglu_weights(ParamRegistry& reg, const std::string& prefix) {
@@ -57,56 +74,110 @@ SwiGluWeights swiglu_weights(ParamRegistry& reg, const std::string& prefix) {
   return {g.value, u.value, d.value, g.grad, u.grad, d.grad};
 }
 
-const Tensor& SwiGluMlp::forward(const Tensor& x) {
+const Tensor& SwiGluMlp::forward(Acts& a, const Tensor& x, const Pass&, KvCache*) {
+  Saved& s = static_cast<Saved&>(a);
   const std::int64_t F = w_.gate.dim(0);
-  x_ = x;
-  ensure(*ops_, g_, with_last(x.shape(), F));  // [N, F]
-  ensure(*ops_, u_, g_.shape());
-  ensure(*ops_, h_, g_.shape());
-  ensure(*ops_, y_, x.shape());                // [N, C]
-  linear_forward(*ops_, g_, x, w_.gate);
-  linear_forward(*ops_, u_, x, w_.up);
-  ops_->swiglu_forward(h_, g_, u_);            // h = silu(g) * u
-  linear_forward(*ops_, y_, h_, w_.down);
-  return y_;
+  s.x = x;
+  ensure(*ops_, s.g, with_last(x.shape(), F));  // [N, F]
+  ensure(*ops_, s.u, s.g.shape());
+  ensure(*ops_, s.h, s.g.shape());
+  ensure(*ops_, s.y, x.shape());                // [N, C]
+  linear_forward(*ops_, s.g, x, w_.gate);
+  linear_forward(*ops_, s.u, x, w_.up);
+  ops_->swiglu_forward(s.h, s.g, s.u);          // h = silu(g) * u
+  linear_forward(*ops_, s.y, s.h, w_.down);
+  return s.y;
+}
+
+const Tensor& SwiGluMlp::backward_input(Acts& a, const Tensor& dy) {
+  Saved& s = static_cast<Saved&>(a);
+  s.dy = dy;
+  ensure(*ops_, s.dh, s.h.shape());
+  ensure(*ops_, s.dg, s.h.shape());
+  ensure(*ops_, s.du, s.h.shape());
+  ensure(*ops_, s.dx, s.x.shape());
+  linear_backward_input(*ops_, s.dh, dy, w_.down);
+  ops_->swiglu_backward(s.dg, s.du, s.dh, s.g, s.u);
+  linear_backward_input(*ops_, s.dx, s.dg, w_.gate);
+  linear_backward_input(*ops_, s.dx, s.du, w_.up, /*accumulate=*/true);
+  return s.dx;
+}
+
+void SwiGluMlp::backward_weight(Acts& a) {
+  Saved& s = static_cast<Saved&>(a);
+  linear_backward_weight(*ops_, w_.d_down, s.dy, s.h);
+  linear_backward_weight(*ops_, w_.d_gate, s.dg, s.x);
+  linear_backward_weight(*ops_, w_.d_up, s.du, s.x);
 }
 
 const Tensor& SwiGluMlp::backward(const Tensor& dy) {
-  ensure(*ops_, dh_, h_.shape());
-  ensure(*ops_, dg_, h_.shape());
-  ensure(*ops_, du_, h_.shape());
-  ensure(*ops_, dx_, x_.shape());
-  linear_backward(*ops_, dh_, w_.d_down, dy, h_, w_.down);
-  ops_->swiglu_backward(dg_, du_, dh_, g_, u_);
-  linear_backward(*ops_, dx_, w_.d_gate, dg_, x_, w_.gate);
-  linear_backward(*ops_, dx_, w_.d_up, du_, x_, w_.up, /*accumulate_dx=*/true);
-  return dx_;
+  const Tensor& dx = backward_input(own_, dy);
+  backward_weight(own_);
+  return dx;
 }
 
-const Tensor& LmHead::forward(const Tensor& h) {
-  h_ = h;
-  ensure(*ops_, logits_, with_last(h.shape(), w_.dim(0)));  // [B, T, V]
-  linear_forward(*ops_, logits_, h, w_);
-  return logits_;
+const Tensor& LmHead::forward(Acts& a, const Tensor& h) {
+  Saved& s = static_cast<Saved&>(a);
+  s.h = h;
+  ensure(*ops_, s.logits, with_last(h.shape(), w_.dim(0)));  // [B, T, V]
+  linear_forward(*ops_, s.logits, h, w_);
+  return s.logits;
 }
 
-double LmHead::loss(const Tensor& targets) {
-  const std::int64_t n = logits_.numel() / logits_.dim(-1);
-  FIVEFOLD_CHECK(targets.numel() == n, "LmHead::loss: targets ", targets.str(), " need one per logits row (", n,
-                 ")");
-  ensure(*ops_, rowloss_, {n});
-  ensure(*ops_, dlogits_, logits_.shape());
-  // TUTORIAL: the loss is a mean over the tokens, so each row's gradient is scaled by 1/n.
-  ops_->cross_entropy(rowloss_, dlogits_, logits_, targets, 1.0f / static_cast<float>(n));
+double LmHead::loss(Acts& a, const Pass& pass) {
+  Saved& s = static_cast<Saved&>(a);
+  const std::int64_t n = s.logits.numel() / s.logits.dim(-1);
+  FIVEFOLD_CHECK(pass.targets.numel() == n, "LmHead::loss: targets ", pass.targets.str(),
+                 " need one per logits row (", n, ")");
+  ensure(*ops_, s.rowloss, {n});
+  ensure(*ops_, s.dlogits, s.logits.shape());
+  // TUTORIAL: the loss is a mean over the tokens, so each row's gradient is scaled by 1/n (or by
+  // 1/(global B*T) when this pass is one piece of a larger step).
+  const float scale = pass.loss_scale > 0 ? static_cast<float>(pass.loss_scale) : 1.0f / static_cast<float>(n);
+  ops_->cross_entropy(s.rowloss, s.dlogits, s.logits, pass.targets, scale);
   double sum = 0.0;
-  for (float v : rowloss_.to_vector()) sum += v;
+  for (float v : s.rowloss.to_vector()) sum += v;
   return sum / static_cast<double>(n);
 }
 
+double LmHead::loss(const Tensor& targets) {
+  Pass p;
+  p.targets = targets;
+  return loss(own_, p);
+}
+
+const Tensor& LmHead::backward_input(Acts& a) {
+  Saved& s = static_cast<Saved&>(a);
+  ensure(*ops_, s.dh, s.h.shape());
+  linear_backward_input(*ops_, s.dh, s.dlogits, w_);
+  return s.dh;
+}
+
+void LmHead::backward_weight(Acts& a) {
+  Saved& s = static_cast<Saved&>(a);
+  linear_backward_weight(*ops_, dw_, s.dlogits, s.h);
+}
+
 const Tensor& LmHead::backward() {
-  ensure(*ops_, dh_, h_.shape());
-  linear_backward(*ops_, dh_, dw_, dlogits_, h_, w_);
-  return dh_;
+  const Tensor& dh = backward_input(own_);
+  backward_weight(own_);
+  return dh;
+}
+
+std::vector<std::int32_t> LmHead::argmax(const Tensor& logits, std::int64_t t) { return argmax_at(logits, t); }
+
+std::vector<std::int32_t> argmax_at(const Tensor& logits, std::int64_t t) {
+  const std::int64_t B = logits.dim(0), T = logits.dim(1), V = logits.dim(2);
+  const std::vector<float> h = logits.to_vector();
+  std::vector<std::int32_t> out(B);
+  for (std::int64_t b = 0; b < B; ++b) {
+    const float* row = &h[(b * T + t) * V];
+    std::int64_t best = 0;
+    for (std::int64_t v = 1; v < V; ++v)
+      if (row[v] > row[best]) best = v;
+    out[b] = static_cast<std::int32_t>(best);
+  }
+  return out;
 }
 
 }  // namespace fivefold::nn

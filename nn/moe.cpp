@@ -121,71 +121,100 @@ MoeLayer::MoeLayer(Ops& ops, ParamRegistry& reg, const std::string& prefix, int 
     : MoeLayer(ops, reg.get(prefix + ".router.weight"), expert_weights(reg, prefix, experts), topk, capacity_factor,
                aux_coef) {}
 
-const Tensor& MoeLayer::forward(const Tensor& x) {
-  const std::int64_t B = x.dim(0), T = x.dim(1), C = x.dim(2), N = B * T, E = w_router_.dim(0);
-  x_ = x;
-  ensure(*ops_, logits_, {N, E});
-  ensure(*ops_, probs_, {N, E});
-  linear_forward(*ops_, logits_, x, w_router_);  // [N, E]
-  ops_->softmax_rows(probs_, logits_);
-  routing_ = route_tokens(probs_.to_vector(), T, static_cast<int>(E), topk_, capacity_factor_, aux_coef_);
+const Tensor& MoeLayer::forward(Acts& a, const Tensor& x, const Pass& pass, KvCache*) {
+  Saved& s = static_cast<Saved&>(a);
+  last_ = &s;
+  const std::int64_t T = x.dim(1), C = x.dim(2), N = x.dim(0) * T, E = w_router_.dim(0);
+  s.x = x;
+  s.aux_scale = pass.aux_scale;
+  ensure(*ops_, s.logits, {N, E});
+  ensure(*ops_, s.probs, {N, E});
+  linear_forward(*ops_, s.logits, x, w_router_);  // [N, E]
+  ops_->softmax_rows(s.probs, s.logits);
+  s.routing = route_tokens(s.probs.to_vector(), T, static_cast<int>(E), topk_, capacity_factor_, aux_coef_);
+  const Routing& r = s.routing;
   // One upload of every expert's token list and gates, concatenated; expert e owns rows
   // [offset_e, offset_e + n_e) of the concatenation.
   std::vector<std::int32_t> idx;
   std::vector<float> gates;
-  offsets_.assign(E + 1, 0);
+  s.offsets.assign(E + 1, 0);
   for (std::int64_t e = 0; e < E; ++e) {
-    for (std::size_t j = 0; j < routing_.expert_tokens[e].size(); ++j) {
-      idx.push_back(routing_.expert_tokens[e][j]);
-      gates.push_back(routing_.gate[routing_.expert_slots[e][j]]);
+    for (std::size_t j = 0; j < r.expert_tokens[e].size(); ++j) {
+      idx.push_back(r.expert_tokens[e][j]);
+      gates.push_back(r.gate[r.expert_slots[e][j]]);
     }
-    offsets_[e + 1] = static_cast<std::int64_t>(idx.size());
+    s.offsets[e + 1] = static_cast<std::int64_t>(idx.size());
   }
-  const std::int64_t total = offsets_[E];
-  ensure(*ops_, y_, x.shape());
-  ops_->fill(y_, 0.0f);
-  if (total == 0) return y_;
-  idx_ = ops_->upload(Tensor::from_vector(idx, {total}));
-  gates_ = ops_->upload(Tensor::from_vector(gates, {total}));
-  ensure(*ops_, xe_, {total, C});
-  ensure(*ops_, ye_, {total, C});
-  ops_->gather_rows(xe_, x, idx_, Tensor());  // TUTORIAL: dispatch: each expert's tokens, contiguous
+  const std::int64_t total = s.offsets[E];
+  ensure(*ops_, s.y, x.shape());
+  ops_->fill(s.y, 0.0f);
+  if (total == 0) return s.y;
+  s.idx = ops_->upload(Tensor::from_vector(idx, {total}));
+  s.gates = ops_->upload(Tensor::from_vector(gates, {total}));
+  ensure(*ops_, s.xe, {total, C});
+  ensure(*ops_, s.ye, {total, C});
+  s.experts.resize(E);
+  ops_->gather_rows(s.xe, x, s.idx, Tensor());  // TUTORIAL: dispatch: each expert's tokens, contiguous
   for (std::int64_t e = 0; e < E; ++e) {
-    const std::int64_t n = offsets_[e + 1] - offsets_[e];
+    const std::int64_t n = s.offsets[e + 1] - s.offsets[e];
     if (n == 0) continue;
-    ye_.narrow(offsets_[e], n).copy_from(experts_[e].forward(xe_.narrow(offsets_[e], n)));
+    s.ye.narrow(s.offsets[e], n).copy_from(experts_[e].forward(s.experts[e], s.xe.narrow(s.offsets[e], n), pass, nullptr));
   }
-  ops_->scatter_add_rows(y_, ye_, idx_, gates_);  // TUTORIAL: combine: y[token] += gate * expert(x)
-  return y_;
+  ops_->scatter_add_rows(s.y, s.ye, s.idx, s.gates);  // TUTORIAL: combine: y[token] += gate * expert(x)
+  return s.y;
+}
+
+const Tensor& MoeLayer::backward_input(Acts& a, const Tensor& dy) {
+  Saved& s = static_cast<Saved&>(a);
+  const Routing& r = s.routing;
+  const std::int64_t N = r.tokens, E = r.experts, C = s.x.dim(2), total = s.offsets[E];
+  ensure(*ops_, s.dx, s.x.shape());
+  ops_->fill(s.dx, 0.0f);
+  std::vector<float> dgate(N * topk_, 0.0f);  // dropped slots keep 0
+  if (total > 0) {
+    ensure(*ops_, s.dye, {total, C});
+    ensure(*ops_, s.dxe, {total, C});
+    ensure(*ops_, s.dgate, {total});
+    ops_->gather_rows(s.dye, dy, s.idx, Tensor());  // dy of each assignment's token
+    ops_->row_dot(s.dgate, s.dye, s.ye);            // d loss / d gate = dy . expert(x)
+    ops_->gather_rows(s.dye, dy, s.idx, s.gates);   // d expert output = gate * dy
+    for (std::int64_t e = 0; e < E; ++e) {
+      const std::int64_t n = s.offsets[e + 1] - s.offsets[e];
+      if (n == 0) continue;
+      s.dxe.narrow(s.offsets[e], n).copy_from(experts_[e].backward_input(s.experts[e], s.dye.narrow(s.offsets[e], n)));
+    }
+    ops_->scatter_add_rows(s.dx, s.dxe, s.idx, Tensor());
+    const std::vector<float> dg = s.dgate.to_vector();
+    for (std::int64_t e = 0, i = 0; e < E; ++e)
+      for (std::int32_t slot : r.expert_slots[e]) dgate[slot] = dg[i++];
+  }
+  // Router: through the renormalised gates and the aux loss, then the softmax (host, N*E). A pass
+  // that is one piece of a larger step weighs its aux loss by aux_scale.
+  Routing scaled;
+  const Routing* rr = &r;
+  if (s.aux_scale != 1.0) {
+    scaled = r;
+    for (double& d : scaled.aux_dprobs) d *= s.aux_scale;
+    rr = &scaled;
+  }
+  ensure(*ops_, s.dlogits, {N, E});
+  s.dlogits.copy_from(Tensor::from_vector(router_logits_grad(*rr, dgate), {N, E}));
+  linear_backward_input(*ops_, s.dx, s.dlogits, w_router_, /*accumulate=*/true);
+  return s.dx;
+}
+
+void MoeLayer::backward_weight(Acts& a) {
+  Saved& s = static_cast<Saved&>(a);
+  const std::int64_t E = s.routing.experts;
+  for (std::int64_t e = 0; e < E; ++e)
+    if (s.offsets[e + 1] > s.offsets[e]) experts_[e].backward_weight(s.experts[e]);
+  linear_backward_weight(*ops_, dw_router_, s.dlogits, s.x);
 }
 
 const Tensor& MoeLayer::backward(const Tensor& dy) {
-  const std::int64_t N = routing_.tokens, E = routing_.experts, C = x_.dim(2), total = offsets_[E];
-  ensure(*ops_, dx_, x_.shape());
-  ops_->fill(dx_, 0.0f);
-  std::vector<float> dgate(N * topk_, 0.0f);  // dropped slots keep 0
-  if (total > 0) {
-    ensure(*ops_, dye_, {total, C});
-    ensure(*ops_, dxe_, {total, C});
-    ensure(*ops_, dgate_, {total});
-    ops_->gather_rows(dye_, dy, idx_, Tensor());  // dy of each assignment's token
-    ops_->row_dot(dgate_, dye_, ye_);             // d loss / d gate = dy . expert(x)
-    ops_->gather_rows(dye_, dy, idx_, gates_);    // d expert output = gate * dy
-    for (std::int64_t e = 0; e < E; ++e) {
-      const std::int64_t n = offsets_[e + 1] - offsets_[e];
-      if (n == 0) continue;
-      dxe_.narrow(offsets_[e], n).copy_from(experts_[e].backward(dye_.narrow(offsets_[e], n)));
-    }
-    ops_->scatter_add_rows(dx_, dxe_, idx_, Tensor());
-    const std::vector<float> dg = dgate_.to_vector();
-    for (std::int64_t e = 0, r = 0; e < E; ++e)
-      for (std::int32_t slot : routing_.expert_slots[e]) dgate[slot] = dg[r++];
-  }
-  // Router: through the renormalised gates and the aux loss, then the softmax (host, N*E).
-  ensure(*ops_, dlogits_, {N, E});
-  dlogits_.copy_from(Tensor::from_vector(router_logits_grad(routing_, dgate), {N, E}));
-  linear_backward(*ops_, dx_, dw_router_, dlogits_, x_, w_router_, /*accumulate_dx=*/true);
-  return dx_;
+  const Tensor& dx = backward_input(own_, dy);
+  backward_weight(own_);
+  return dx;
 }
 
 }  // namespace fivefold::nn

@@ -54,22 +54,51 @@ Routing route_tokens(const std::vector<float>& probs, std::int64_t seq_len, int 
 std::vector<float> router_logits_grad(const Routing& r, const std::vector<float>& dgate);
 
 /// The MoE MLP: y = sum over kept picked experts e of gate_e * expert_e(x).
-class MoeLayer {
+class MoeLayer : public Block {
  public:
+  /// What one pass keeps: the routing, the dispatched rows and every expert's activations.
+  struct Saved : Acts {
+    Tensor x;  ///< input (a handle)
+    Tensor logits;  ///< router logits [N, E]
+    Tensor probs;  ///< router softmax [N, E]
+    Tensor y;  ///< output
+    Tensor dx;  ///< input gradient
+    Tensor dlogits;  ///< router logits gradient (kept for W)
+    Routing routing;                          ///< the decisions of this pass
+    double aux_scale = 1.0;                   ///< Pass::aux_scale of the forward
+    /// Every expert's assignments concatenated: expert e owns rows [offsets[e], offsets[e+1]).
+    std::vector<std::int64_t> offsets;
+    Tensor idx;  ///< token of each dispatched row
+    Tensor gates;  ///< gate of each dispatched row
+    Tensor xe;  ///< dispatched rows [n, C]
+    Tensor ye;  ///< expert outputs [n, C]
+    Tensor dye;  ///< gradient of the expert outputs
+    Tensor dxe;  ///< gradient of the dispatched rows
+    Tensor dgate;  ///< gradient of each gate
+    std::vector<SwiGluMlp::Saved> experts;    ///< each expert's activations
+  };
   /// @p router is "<prefix>.router.weight" [E, C]; @p experts holds the E experts' weights.
   MoeLayer(Ops& ops, Param& router, std::vector<SwiGluWeights> experts, int topk, double capacity_factor,
            double aux_coef);
   /// MoeLayer over the registry entries under @p prefix (e.g. "layers.1.moe").
   MoeLayer(Ops& ops, ParamRegistry& reg, const std::string& prefix, int experts, int topk,
            double capacity_factor, double aux_coef);
+  std::unique_ptr<Acts> new_acts() const override { return std::make_unique<Saved>(); }
   /// x [B, T, C] -> y [B, T, C]; routing per sequence of T tokens.
-  const Tensor& forward(const Tensor& x);
-  /// The aux loss of the last forward (add it to the step's loss).
-  double aux_loss() const { return routing_.aux_loss; }
-  /// The routing of the last forward.
-  const Routing& routing() const { return routing_; }
-  /// dy [B, T, C] -> dx, including the aux loss gradient; router and expert grads accumulate.
+  const Tensor& forward(Acts& a, const Tensor& x, const Pass& pass, KvCache* cache) override;
+  /// B: dy [B, T, C] -> dx, including the aux loss gradient (times the pass's aux_scale).
+  const Tensor& backward_input(Acts& a, const Tensor& dy) override;
+  /// W: router and expert gradients accumulate.
+  void backward_weight(Acts& a) override;
+  double aux_loss(const Acts& a) const override { return static_cast<const Saved&>(a).routing.aux_loss; }
+  /// One pass in flight, over the layer's own Saved: x -> y.
+  const Tensor& forward(const Tensor& x) { return forward(own_, x, Pass{}, nullptr); }
+  /// B and W of forward(x).
   const Tensor& backward(const Tensor& dy);
+  /// The aux loss of the last forward (add it to the step's loss).
+  double aux_loss() const { return last_ ? last_->routing.aux_loss : 0.0; }
+  /// The routing of the last forward (on whichever Saved it ran).
+  const Routing& routing() const { return last_ ? last_->routing : own_.routing; }
   /// Overrides the capacity factor (generation uses 0: dropless, see Model::generate).
   void set_capacity_factor(double cf) { capacity_factor_ = cf; }
 
@@ -79,11 +108,8 @@ class MoeLayer {
   std::vector<SwiGluMlp> experts_;
   int topk_;
   double capacity_factor_, aux_coef_;
-  Routing routing_;
-  Tensor x_, logits_, probs_, y_, dx_, dlogits_;
-  // Every expert's assignments concatenated: expert e owns rows [offsets_[e], offsets_[e+1]).
-  std::vector<std::int64_t> offsets_;
-  Tensor idx_, gates_, xe_, ye_, dye_, dxe_, dgate_;
+  Saved own_;
+  const Saved* last_ = nullptr;
 };
 
 }  // namespace fivefold::nn

@@ -59,12 +59,31 @@ Tensor param_init(std::uint64_t seed, const std::string& name, const Shape& full
   return param_init_block(seed, name, full, Shape(full.size(), 0), full);
 }
 
+unsigned default_sum_axes(const std::string& name) {
+  return name.find(".experts.") != std::string::npos ? (kSumDp | kSumSp) : (kSumDp | kSumSp | kSumEp);
+}
+
 Param& ParamRegistry::add(const std::string& name, const Shape& shape) {
-  FIVEFOLD_CHECK(!contains(name), "parameter '", name, "' registered twice");
+  return add_block(name, shape, Shape(shape.size(), 0), shape);
+}
+
+Param& ParamRegistry::add_block(const std::string& name, const Shape& full, const Shape& starts, const Shape& sizes) {
   Param p;
   p.name = name;
-  p.value = ops_->upload(param_init(seed_, name, shape));
-  p.grad = ops_->zeros(shape);
+  // TUTORIAL: the RNG is keyed by the element's index in the FULL tensor, so a block drawn on its
+  // own is bit for bit the slice of the whole parameter.
+  p.value = ops_->upload(param_init_block(seed_, name, full, starts, sizes));
+  p.grad = ops_->zeros(sizes);
+  p.full = full;
+  p.start = starts;
+  return adopt(std::move(p));
+}
+
+Param& ParamRegistry::adopt(Param p) {
+  FIVEFOLD_CHECK(!contains(p.name), "parameter '", p.name, "' registered twice");
+  if (p.full.empty()) p.full = p.value.shape();
+  if (p.start.empty()) p.start = Shape(p.full.size(), 0);
+  p.sum_axes = default_sum_axes(p.name);
   params_.push_back(std::move(p));
   return params_.back();
 }

@@ -41,11 +41,32 @@ Tensor param_init_block(std::uint64_t seed, const std::string& name, const Shape
 /// The whole parameter (param_init_block over the full shape).
 Tensor param_init(std::uint64_t seed, const std::string& name, const Shape& full);
 
-/// One parameter: value and gradient (same shape) on the backend's device.
+/// Axes of the process grid a parameter's gradient is summed over (a bit set). The ranks along
+/// them hold the same parameter (or the same shard) and saw different tokens.
+enum SumAxes : unsigned {
+  kSumDp = 1u,  ///< data parallel: different sequences
+  kSumSp = 2u,  ///< sequence parallel: different positions of the same sequences
+  kSumEp = 4u,  ///< expert parallel: different sequences (dense weights only)
+  kSumTp = 8u,  ///< tensor parallel: a replicated weight that saw only part of the work (norms under Megatron-SP)
+};
+
+/// Where a parameter's gradient is summed by default: an expert's weights over dp and sp (the
+/// ranks that hold the same experts), every other weight over dp, sp and ep. A part that makes a
+/// weight's gradient partial in another way (a norm under sequence parallelism) adds its axis.
+unsigned default_sum_axes(const std::string& name);
+
+/// One parameter: value and gradient (same shape) on the backend's device, and what it is a
+/// piece of: its full shape, where this rank's block starts, and the group its gradient is
+/// summed over.
 struct Param {
   std::string name;  ///< CONTRACT name
-  Tensor value;      ///< the weights
+  Tensor value;      ///< the weights (this rank's block of them)
   Tensor grad;       ///< d loss / d value; backward passes ACCUMULATE into it
+  Shape full;        ///< the whole parameter's shape (value's own shape when not sharded)
+  Shape start;       ///< where value starts inside the full tensor, per dimension
+  unsigned sum_axes = kSumDp | kSumSp | kSumEp;  ///< SumAxes its gradient is summed over
+  /// True when this rank holds only a block of the parameter.
+  bool sharded() const { return full != value.shape(); }
 };
 
 /// Owns the parameters; references to its Params stay valid while it lives.
@@ -55,6 +76,14 @@ class ParamRegistry {
   ParamRegistry(Ops& ops, std::uint64_t seed) : ops_(&ops), seed_(seed) {}
   /// Adds @p name of shape @p shape, initialised by the rule above; grad zero.
   Param& add(const std::string& name, const Shape& shape);
+  /// Adds this rank's block [starts, starts+sizes) of @p name of full shape @p full, drawn with
+  /// param_init_block (so it equals that slice of the full parameter); grad zero.
+  Param& add_block(const std::string& name, const Shape& full, const Shape& starts, const Shape& sizes);
+  /// Adds @p p as it is (e.g. views into storage the caller owns); full/start default to the
+  /// value's own shape and zeros when empty.
+  Param& adopt(Param p);
+  /// Full shape of @p name (throws naming it if absent).
+  const Shape& full_shape(const std::string& name) { return get(name).full; }
   /// Adds every parameter of model_param_specs(@p cfg).
   void add_model(const ModelConfig& cfg);
   /// The parameter called @p name (throws naming it if absent).

@@ -12,6 +12,7 @@
 #include "chapters/harness.hpp"
 #include "common/model_config.hpp"
 #include "nn/data.hpp"
+#include "nn/model.hpp"
 
 namespace fivefold::ch02 {
 

@@ -18,29 +18,37 @@ TpAttention::TpAttention(Ops& ops, Communicator& tp, const ModelConfig& cfg, nn:
                  " must divide heads ", cfg.heads, " and kv heads ", cfg.kv_heads);
 }
 
-const Tensor& TpAttention::forward(const Tensor& a, const Tensor& pos) {
+const Tensor& TpAttention::forward(nn::Acts& acts, const Tensor& a, const nn::Pass& pass, nn::KvCache* cache) {
+  Saved& s = static_cast<Saved&>(acts);
   // f: a is replicated; each rank projects it onto its own heads (column-parallel q/k/v).
-  const Tensor& partial = attn_.forward(a, pos);  // TUTORIAL: this rank's heads through its o_proj columns
-  nn::ensure(*ops_, y_, partial.shape());         // [B, T, C]
-  y_.copy_from(partial);
-  g_forward(*tp_, y_);  // TUTORIAL: y = sum over ranks of (their heads) o_proj^T
-  return y_;
+  const Tensor& partial = attn_.forward(s.heads, a, pass, cache);  // TUTORIAL: this rank's heads through its o_proj columns
+  nn::ensure(*ops_, s.y, partial.shape());                          // [B, T, C]
+  s.y.copy_from(partial);
+  g_forward(*tp_, s.y);  // TUTORIAL: y = sum over ranks of (their heads) o_proj^T
+  return s.y;
+}
+
+const Tensor& TpAttention::backward_input(nn::Acts& acts, const Tensor& dy) {
+  Saved& s = static_cast<Saved&>(acts);
+  const Tensor& partial = attn_.backward_input(s.heads, dy);  // d a through this rank's heads only
+  nn::ensure(*ops_, s.da, partial.shape());
+  s.da.copy_from(partial);
+  f_backward(*tp_, s.da);  // TUTORIAL: every head read all of a: sum the ranks' contributions
+  return s.da;
+}
+
+void TpAttention::backward_weight(nn::Acts& acts) { attn_.backward_weight(static_cast<Saved&>(acts).heads); }
+
+const Tensor& TpAttention::forward(const Tensor& a, const Tensor& pos) {
+  nn::Pass p;
+  p.pos = pos;
+  return forward(own_, a, p, nullptr);
 }
 
 const Tensor& TpAttention::backward(const Tensor& dy) {
-  const Tensor& partial = attn_.backward(dy);  // d a through this rank's heads only
-  nn::ensure(*ops_, da_, partial.shape());
-  da_.copy_from(partial);
-  f_backward(*tp_, da_);  // TUTORIAL: every head read all of a: sum the ranks' contributions
-  return da_;
-}
-
-const Tensor& TpAttention::forward_cached(const Tensor& a, std::int64_t start, nn::KvCache& cache) {
-  const Tensor& partial = attn_.forward_cached(a, start, cache);  // cache holds this rank's kv heads only
-  nn::ensure(*ops_, y_, partial.shape());
-  y_.copy_from(partial);
-  g_forward(*tp_, y_);
-  return y_;
+  const Tensor& da = backward_input(own_, dy);
+  backward_weight(own_);
+  return da;
 }
 
 }  // namespace fivefold::ch03

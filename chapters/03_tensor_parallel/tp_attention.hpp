@@ -20,17 +20,29 @@
 namespace fivefold::ch03 {
 
 /// One attention block on this rank's heads.
-class TpAttention {
+class TpAttention : public nn::Block {
  public:
+  /// What one pass keeps.
+  struct Saved : nn::Acts {
+    nn::Attention::Saved heads;  ///< the reference attention on this rank's heads
+    Tensor y;  ///< the output, all-reduced
+    Tensor da;  ///< the input gradient, all-reduced
+  };
   /// Over the shards q [H/tp*hd, C], k, v [Hkv/tp*hd, C], o [C, H/tp*hd] (value and grad handles)
   /// of a model @p cfg split over @p tp.
   TpAttention(Ops& ops, Communicator& tp, const ModelConfig& cfg, nn::AttentionWeights shards);
-  /// a [B, T, C] (replicated), pos int32 [T] -> y [B, T, C] (replicated; one all-reduce).
+  std::unique_ptr<nn::Acts> new_acts() const override { return std::make_unique<Saved>(); }
+  /// a [B, T, C] (replicated), pass.pos int32 [T] -> y [B, T, C] (replicated; one all-reduce).
+  /// With @p cache (generation: this rank's slice [B, S_max, Hkv/tp, hd]) as nn::Attention.
+  const Tensor& forward(nn::Acts& s, const Tensor& a, const nn::Pass& pass, nn::KvCache* cache) override;
+  /// B: dy [B, T, C] (replicated) -> da [B, T, C] (replicated; one all-reduce).
+  const Tensor& backward_input(nn::Acts& s, const Tensor& dy) override;
+  /// W: this rank's four shard gradients accumulate. No communication.
+  void backward_weight(nn::Acts& s) override;
+  /// One pass in flight (the block's own Saved): a, pos -> y.
   const Tensor& forward(const Tensor& a, const Tensor& pos);
-  /// dy [B, T, C] (replicated) -> da [B, T, C] (replicated; one all-reduce).
+  /// B and W of forward(a, pos).
   const Tensor& backward(const Tensor& dy);
-  /// Inference with this rank's slice of the KV cache ([B, S_max, Hkv/tp, hd]); one all-reduce.
-  const Tensor& forward_cached(const Tensor& a, std::int64_t start, nn::KvCache& cache);
   /// Query heads on this rank.
   int local_heads() const { return heads_; }
   /// Key/value heads on this rank.
@@ -41,7 +53,7 @@ class TpAttention {
   Communicator* tp_;
   int heads_, kv_heads_;
   nn::Attention attn_;
-  Tensor y_, da_;
+  Saved own_;
 };
 
 }  // namespace fivefold::ch03

@@ -69,44 +69,14 @@ void validate_tp(const ModelConfig& cfg, int tp, int world_size) {
                        "; run mpirun -np <a multiple of ", tp, "> or pass --tp dividing ", world_size);
 }
 
-TpParams::TpParams(Ops& ops, const ModelConfig& cfg, int rank, int tp) : ops_(&ops) {
+TpParams::TpParams(Ops& ops, const ModelConfig& cfg, int rank, int tp) : nn::ParamRegistry(ops, cfg.seed) {
   FIVEFOLD_CHECK(cfg.experts == 0, "chapter 03 shards the dense model; got --experts ", cfg.experts);
   for (const nn::ParamSpec& spec : nn::model_param_specs(cfg)) {
     const Split s = split_of(spec.name);
-    nn::Param p;
-    p.name = spec.name;
     // TUTORIAL: draw only this rank's block; the RNG is keyed by the element's index in the FULL
     // tensor, so the shard is bit for bit the slice of the serial model's weight.
-    p.value = ops.upload(nn::param_init_block(cfg.seed, spec.name, spec.shape, shard_starts(spec.shape, s, rank, tp),
-                                              shard_shape(spec.shape, s, tp)));
-    p.grad = ops.zeros(p.value.shape());
-    params_.push_back(std::move(p));
-    full_.push_back(spec.shape);
+    add_block(spec.name, spec.shape, shard_starts(spec.shape, s, rank, tp), shard_shape(spec.shape, s, tp));
   }
-}
-
-nn::Param& TpParams::get(const std::string& name) {
-  for (nn::Param& p : params_)
-    if (p.name == name) return p;
-  FIVEFOLD_CHECK(false, "no TP shard called '", name, "'");
-  return params_.front();
-}
-
-const Shape& TpParams::full_shape(const std::string& name) const {
-  for (std::size_t i = 0; i < params_.size(); ++i)
-    if (params_[i].name == name) return full_[i];
-  FIVEFOLD_CHECK(false, "no TP shard called '", name, "'");
-  return full_.front();
-}
-
-void TpParams::zero_grad() {
-  for (nn::Param& p : params_) ops_->fill(p.grad, 0.0f);
-}
-
-std::int64_t TpParams::numel() const {
-  std::int64_t n = 0;
-  for (const nn::Param& p : params_) n += p.value.numel();
-  return n;
 }
 
 }  // namespace fivefold::ch03

@@ -17,7 +17,6 @@
 /// replicating kv heads when tp > Hkv.
 #pragma once
 
-#include <deque>
 #include <string>
 #include <vector>
 
@@ -55,27 +54,14 @@ std::string join_ints(const std::vector<int>& v);
 /// unless tp divides H, Hkv, F, V and the world size. Same on every rank; no communication.
 void validate_tp(const ModelConfig& cfg, int tp, int world_size);
 
-/// This rank's shards of the model's parameters: value drawn by param_init_block at the block's
-/// offsets (equal to that slice of the serial weight), gradient zero. Names as CONTRACT §1.
-class TpParams {
+/// This rank's shards of the model's parameters: a registry whose every entry is this rank's
+/// block (value drawn by param_init_block at the block's offsets, so it equals that slice of the
+/// serial weight; gradient zero; Param::full and Param::start say which block). Names as the
+/// serial model's.
+class TpParams : public nn::ParamRegistry {
  public:
   /// Shards of every parameter of @p cfg (dense model) for rank @p rank of @p tp.
   TpParams(Ops& ops, const ModelConfig& cfg, int rank, int tp);
-  /// The shard called @p name (throws naming it if absent).
-  nn::Param& get(const std::string& name);
-  /// Every shard in the order of nn::model_param_specs.
-  std::deque<nn::Param>& all() { return params_; }
-  /// Full shape of @p name.
-  const Shape& full_shape(const std::string& name) const;
-  /// Sets every gradient to zero.
-  void zero_grad();
-  /// Elements held by this rank.
-  std::int64_t numel() const;
-
- private:
-  Ops* ops_;
-  std::deque<nn::Param> params_;
-  std::vector<Shape> full_;
 };
 
 }  // namespace fivefold::ch03

@@ -25,6 +25,7 @@
 #include "backends/communicator.hpp"
 #include "backends/ops.hpp"
 #include "nn/params.hpp"
+#include "nn/parts.hpp"
 
 namespace fivefold::ch03 {
 
@@ -35,49 +36,97 @@ struct VocabRange {
 };
 
 /// Token embedding split by vocabulary rows.
-class VocabParallelEmbedding {
+class VocabParallelEmbedding : public nn::EmbeddingPart {
  public:
+  /// What one pass keeps.
+  struct Saved : nn::Acts {
+    Tensor index;  ///< local row of each token (0 when not owned)
+    Tensor mask;  ///< 1/0 owned
+    Tensor y;  ///< output
+  };
   /// Over this rank's shard @p w [V/tp, C] of embed_tokens.weight.
   VocabParallelEmbedding(Ops& ops, Communicator& tp, nn::Param& w);
-  /// tokens int32 [B, T] (any device) -> x [B, T, C], replicated (one all-reduce).
+  std::unique_ptr<nn::Acts> new_acts() const override { return std::make_unique<Saved>(); }
+  /// pass.tokens int32 [B, T] (any device) -> x [B, T, C], replicated (one all-reduce).
+  const Tensor& forward(nn::Acts& a, const nn::Pass& pass) override;
+  /// W: dx [B, T, C] (replicated): this rank's rows of the gradient accumulate. No communication.
+  void backward_weight(nn::Acts& a, const Tensor& dx) override;
+  /// One pass in flight (the part's own Saved): tokens -> x.
   const Tensor& forward(const Tensor& tokens);
-  /// dx [B, T, C] (replicated): this rank's rows of the gradient accumulate. No communication.
-  void backward(const Tensor& dx);
+  /// Backward of forward(tokens).
+  void backward(const Tensor& dx) { backward_weight(own_, dx); }
   /// The ids this rank owns.
   VocabRange range() const { return range_; }
 
  private:
   Ops* ops_;
   Communicator* tp_;
-  Tensor w_, dw_, index_, mask_, y_;
+  Tensor w_, dw_;
   VocabRange range_;
+  Saved own_;
 };
 
 /// The LM head split by vocabulary rows, with the vocab-parallel mean cross-entropy.
-class VocabParallelLmHead {
+class VocabParallelLmHead : public nn::HeadPart {
  public:
+  /// What one pass keeps.
+  struct Saved : nn::Acts {
+    Tensor h;  ///< input (handle)
+    Tensor logits;  ///< this rank's logits
+    Tensor dlogits;  ///< their gradient
+    Tensor probs;  ///< softmax
+    Tensor dh;  ///< dh
+    Tensor local_target;  ///< the target's column on this rank (0 if not owned)
+    Tensor flat_target;  ///< ... as a flat index into the logits
+    Tensor owned;  ///< 1 where this rank owns the target
+    Tensor row_loss;  ///< local lse - logit per row
+    Tensor z_any;  ///< logit at the local target column
+    Tensor row_ids;  ///< 0..N-1
+    Tensor ones;  ///< ones [N, 1]
+    Tensor scale;  ///< per-row rescaling of the local softmax
+    Tensor minus;  ///< the one-hot's -1/N
+  };
   /// Over this rank's shard @p w [V/tp, C] of lm_head.weight.
   VocabParallelLmHead(Ops& ops, Communicator& tp, nn::Param& w);
+  std::unique_ptr<nn::Acts> new_acts() const override { return std::make_unique<Saved>(); }
   /// h [B, T, C] (replicated) -> this rank's logits [B, T, V/tp]. No communication (f).
-  const Tensor& forward(const Tensor& h);
-  /// Mean cross-entropy of the last logits against @p targets int32 [B, T] (any device): three
-  /// all-reduces of N = B*T floats. Stores this rank's dlogits [B, T, V/tp].
+  const Tensor& forward(nn::Acts& a, const Tensor& h) override;
+  /// Mean cross-entropy of the last logits against pass.targets int32 [B, T] (any device):
+  /// three all-reduces of N = B*T floats. Stores this rank's dlogits [B, T, V/tp] (scaled by
+  /// pass.loss_scale, or 1/N when 0).
+  double loss(nn::Acts& a, const nn::Pass& pass) override;
+  /// B: dh [B, T, C] (replicated; one all-reduce).
+  const Tensor& backward_input(nn::Acts& a) override;
+  /// W: this rank's lm_head rows accumulate. No communication.
+  void backward_weight(nn::Acts& a) override;
+  const Tensor& logits(const nn::Acts& a) const override { return static_cast<const Saved&>(a).logits; }
+  /// vocab_parallel_argmax over this rank's slice.
+  std::vector<std::int32_t> argmax(const Tensor& logits, std::int64_t t) override;
+  /// One pass in flight (the part's own Saved): h -> this rank's logits.
+  const Tensor& forward(const Tensor& h) { return forward(own_, h); }
+  /// loss() of forward(h) against @p targets.
   double loss(const Tensor& targets);
-  /// dh [B, T, C] (replicated; one all-reduce); this rank's lm_head rows accumulate.
+  /// B and W of forward(h): dh.
   const Tensor& backward();
-  /// This rank's logits of the last forward, [B, T, V/tp].
-  const Tensor& logits() const { return logits_; }
-  /// This rank's d loss / d logits of the last loss(), [B, T, V/tp].
-  const Tensor& dlogits() const { return dlogits_; }
+  /// This rank's logits of the last forward(h), [B, T, V/tp].
+  const Tensor& logits() const { return own_.logits; }
+  /// This rank's d loss / d logits of the last loss(targets), [B, T, V/tp].
+  const Tensor& dlogits() const { return own_.dlogits; }
   /// The ids this rank owns.
   VocabRange range() const { return range_; }
 
  private:
   Ops* ops_;
   Communicator* tp_;
-  Tensor w_, dw_, h_, logits_, dlogits_, probs_, dh_;
-  Tensor local_target_, flat_target_, owned_, row_loss_, z_any_, row_ids_, ones_, scale_, minus_;
+  Tensor w_, dw_;
   VocabRange range_;
+  Saved own_;
 };
+
+/// Greedy next token of every row b from the vocab-split logits [B, T, V/tp] at position @p t:
+/// each rank offers its best (value, id); one all-gather of 2 floats per row and rank; the
+/// largest value wins, ties to the lower id (as nn::Model). Returns B ids on every rank.
+std::vector<std::int32_t> vocab_parallel_argmax(Communicator& tp, Ops& ops, const Tensor& logits, std::int64_t t,
+                                                std::int64_t vocab_start);
 
 }  // namespace fivefold::ch03

@@ -20,6 +20,7 @@
 #include "chapters/07_hybrid_parallel/steps.hpp"
 #include "common/narrate.hpp"
 #include "common/npy.hpp"
+#include "nn/model.hpp"
 
 namespace fivefold::ch07 {
 

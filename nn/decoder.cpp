@@ -1,0 +1,348 @@
+// SPDX-License-Identifier: MIT
+// The decoder layer over any parts, a chunk of layers run pass by pass (B and W apart, hooks
+// around each unit), and the chunks of one rank with the whole-model conveniences.
+#include "nn/decoder.hpp"
+
+#include "common/check.hpp"
+#include "common/trace.hpp"
+
+namespace fivefold::nn {
+
+namespace {
+
+std::string layer_prefix(int l) { return "layers." + std::to_string(l) + "."; }
+
+void call(const std::function<void(int)>& f, int u) {
+  if (f) f(u);
+}
+
+void tell(const BlockObserver& seen, const std::string& label) {
+  if (seen) seen(label);
+}
+
+}  // namespace
+
+std::unique_ptr<EmbeddingPart> SerialParts::embedding(ParamRegistry& params) {
+  return std::make_unique<Embedding>(*ops_, params.get("embed_tokens.weight"));
+}
+
+std::unique_ptr<Block> SerialParts::attention(ParamRegistry& params, int l) {
+  return std::make_unique<Attention>(*ops_, attention_weights(params, layer_prefix(l) + "self_attn"), cfg_.heads,
+                                     cfg_.kv_heads, cfg_.head_dim(), static_cast<float>(cfg_.rope_theta));
+}
+
+std::unique_ptr<Block> SerialParts::mlp(ParamRegistry& params, int l) {
+  if (cfg_.is_moe_layer(l))
+    return std::make_unique<MoeLayer>(*ops_, params, layer_prefix(l) + "moe", cfg_.experts, cfg_.topk,
+                                      cfg_.capacity_factor, cfg_.aux_coef);
+  return std::make_unique<SwiGluMlp>(*ops_, swiglu_weights(params, layer_prefix(l) + "mlp"));
+}
+
+std::unique_ptr<HeadPart> SerialParts::head(ParamRegistry& params) {
+  return std::make_unique<LmHead>(*ops_, params.get("lm_head.weight"));
+}
+
+// ---- DecoderLayer
+
+DecoderLayer::DecoderLayer(Ops& ops, ParamRegistry& params, const ModelConfig& cfg, int l, PartFactory& parts)
+    : ops_(&ops),
+      attn_label_("layer " + std::to_string(l) + " attention"),
+      mlp_label_("layer " + std::to_string(l) + " mlp"),
+      norm1_(ops, params.get(layer_prefix(l) + "input_layernorm.weight"), static_cast<float>(cfg.norm_eps)),
+      norm2_(ops, params.get(layer_prefix(l) + "post_attention_layernorm.weight"), static_cast<float>(cfg.norm_eps)),
+      attn_(parts.attention(params, l)),
+      mlp_(parts.mlp(params, l)),
+      own_(new_acts()) {}
+
+DecoderLayer::DecoderLayer(Ops& ops, ParamRegistry& params, const ModelConfig& cfg, int l)
+    : DecoderLayer(ops, params, cfg, l, *std::make_unique<SerialParts>(ops, cfg)) {}
+
+std::unique_ptr<DecoderLayer::Saved> DecoderLayer::new_acts() const {
+  auto s = std::make_unique<Saved>();
+  s->attn = attn_->new_acts();
+  s->mlp = mlp_->new_acts();
+  return s;
+}
+
+const Tensor& DecoderLayer::forward(Saved& s, const Tensor& x, const Pass& pass, KvCache* cache,
+                                    const BlockObserver& seen) {
+  const Tensor& o = attn_->forward(*s.attn, norm1_.forward(s.norm1, x), pass, cache);
+  ensure(*ops_, s.h, x.shape());
+  ops_->add(s.h, x, o);  // TUTORIAL: residual stream: x + attn(rmsnorm(x))
+  tell(seen, attn_label_);
+  const Tensor& f = mlp_->forward(*s.mlp, norm2_.forward(s.norm2, s.h), pass, nullptr);
+  ensure(*ops_, s.y, x.shape());
+  ops_->add(s.y, s.h, f);  // ... + mlp(rmsnorm(.))
+  tell(seen, mlp_label_);
+  return s.y;
+}
+
+const Tensor& DecoderLayer::backward_input(Saved& s, const Tensor& dy, const BlockObserver& seen) {
+  const Tensor& dm = mlp_->backward_input(*s.mlp, dy);
+  ensure(*ops_, s.dh, dy.shape());
+  ops_->add(s.dh, norm2_.backward(s.norm2, dm), dy);  // the residual passes dy through unchanged
+  tell(seen, mlp_label_);
+  const Tensor& da = attn_->backward_input(*s.attn, s.dh);
+  ensure(*ops_, s.dx, dy.shape());
+  ops_->add(s.dx, norm1_.backward(s.norm1, da), s.dh);
+  return s.dx;
+}
+
+void DecoderLayer::backward_weight(Saved& s, const BlockObserver& seen) {
+  attn_->backward_weight(*s.attn);
+  mlp_->backward_weight(*s.mlp);
+  tell(seen, attn_label_);  // the layer's last block done: every gradient of the layer is complete
+}
+
+const Tensor& DecoderLayer::forward(const Tensor& x, const Tensor& pos) {
+  Pass p;
+  p.pos = pos;
+  return forward(*own_, x, p, nullptr, {});
+}
+
+const Tensor& DecoderLayer::backward(const Tensor& dy) {
+  const Tensor& dx = backward_input(*own_, dy, {});
+  backward_weight(*own_, {});
+  return dx;
+}
+
+const Tensor& DecoderLayer::forward_cached(const Tensor& x, std::int64_t start, KvCache& cache) {
+  Pass p;
+  p.start = start;
+  return forward(*own_, x, p, &cache, {});
+}
+
+// ---- Chunk
+
+Chunk::Chunk(Ops& ops, const ModelConfig& cfg, ParamRegistry& params, PartFactory& parts, int first, int last)
+    : ops_(&ops), first_(first), last_(last), L_(cfg.layers) {
+  FIVEFOLD_CHECK(0 <= first && first <= last && last <= cfg.layers, "Chunk: layers [", first, ", ", last,
+                 ") are not a range of the model's ", cfg.layers, " layers");
+  if (first == 0) embed_ = parts.embedding(params);
+  for (int l = first; l < last; ++l) layers_.emplace_back(ops, params, cfg, l, parts);
+  if (last == cfg.layers) {
+    norm_ = std::make_unique<RmsNorm>(ops, params.get("norm.weight"), static_cast<float>(cfg.norm_eps));
+    head_ = parts.head(params);
+  }
+  for (int u = 0; u <= cfg.layers + 1; ++u) {
+    const std::string name = u == 0 ? "embed" : u == cfg.layers + 1 ? "head" : "layers." + std::to_string(u - 1);
+    fwd_names_.push_back("fwd " + name);
+    bwd_names_.push_back("bwd " + name);
+  }
+}
+
+std::unique_ptr<ChunkActs> Chunk::new_acts() const {
+  auto a = std::make_unique<ChunkActs>();
+  if (embed_) a->embed = embed_->new_acts();
+  for (const DecoderLayer& layer : layers_) a->layers.push_back(layer.new_acts());
+  if (head_) a->head = head_->new_acts();
+  return a;
+}
+
+const Tensor& Chunk::forward(ChunkActs& a, const Tensor& x, const UnitHooks& hooks) {
+  const Tensor* h = &x;
+  if (embed_) {
+    call(hooks.before_forward, 0);
+    {
+      TraceSpan span(fwd_names_[0].c_str(), "compute");
+      h = &embed_->forward(*a.embed, a.pass);  // [b, T, C]
+    }
+    tell(seen_, "embedding");
+    call(hooks.after_forward, 0);
+  }
+  a.aux = 0.0;
+  for (std::size_t i = 0; i < layers_.size(); ++i) {
+    const int u = unit_of_layer(static_cast<int>(i));
+    call(hooks.before_forward, u);
+    {
+      TraceSpan span(fwd_names_[u].c_str(), "compute");
+      KvCache* cache = a.pass.caches ? &(*a.pass.caches)[i] : nullptr;
+      h = &layers_[i].forward(*a.layers[i], *h, a.pass, cache, seen_);  // [b, T, C]
+      a.aux += layers_[i].aux_loss(*a.layers[i]);
+    }
+    call(hooks.after_forward, u);
+  }
+  if (head_) {
+    const int u = L_ + 1;
+    call(hooks.before_forward, u);
+    {
+      TraceSpan span(fwd_names_[u].c_str(), "compute");
+      h = &head_->forward(*a.head, norm_->forward(a.norm, *h));  // [b, T, V or V/tp]
+      if (a.pass.targets.defined()) {
+        a.ce = head_->loss(*a.head, a.pass);  // mean over this pass's tokens
+        tell(seen_, "lm head + loss");
+      }
+    }
+    call(hooks.after_forward, u);
+  }
+  a.out = h;
+  return *h;
+}
+
+void Chunk::head_backward_input(ChunkActs& a) {
+  a.dx = &norm_->backward(a.norm, head_->backward_input(*a.head));  // [b, T, C]
+}
+
+const Tensor& Chunk::backward_input(ChunkActs& a, const Tensor& dy, const UnitHooks& hooks) {
+  a.dx = &dy;
+  if (head_) {
+    call(hooks.before_backward, L_ + 1);
+    head_backward_input(a);
+  }
+  for (int i = static_cast<int>(layers_.size()) - 1; i >= 0; --i) {
+    call(hooks.before_backward, unit_of_layer(i));
+    a.dx = &layers_[i].backward_input(*a.layers[i], *a.dx, seen_);
+  }
+  if (embed_) call(hooks.before_backward, 0);
+  return *a.dx;
+}
+
+void Chunk::backward_weight(ChunkActs& a, const UnitHooks& hooks) {
+  if (head_) {
+    head_->backward_weight(*a.head);
+    tell(seen_, "lm head");
+    call(hooks.after_backward, L_ + 1);
+  }
+  for (int i = static_cast<int>(layers_.size()) - 1; i >= 0; --i) {
+    layers_[i].backward_weight(*a.layers[i], seen_);
+    call(hooks.after_backward, unit_of_layer(i));
+  }
+  if (embed_) {
+    embed_->backward_weight(*a.embed, *a.dx);  // a.dx: d loss / d embedding output
+    tell(seen_, "embedding");
+    call(hooks.after_backward, 0);
+  }
+}
+
+const Tensor& Chunk::backward(ChunkActs& a, const Tensor& dy, const UnitHooks& hooks) {
+  a.dx = &dy;
+  if (head_) {
+    const int u = L_ + 1;
+    call(hooks.before_backward, u);
+    {
+      TraceSpan span(bwd_names_[u].c_str(), "compute");
+      head_backward_input(a);
+      head_->backward_weight(*a.head);
+    }
+    tell(seen_, "lm head");
+    call(hooks.after_backward, u);
+  }
+  for (int i = static_cast<int>(layers_.size()) - 1; i >= 0; --i) {
+    const int u = unit_of_layer(i);
+    call(hooks.before_backward, u);
+    {
+      TraceSpan span(bwd_names_[u].c_str(), "compute");
+      a.dx = &layers_[i].backward_input(*a.layers[i], *a.dx, seen_);
+      layers_[i].backward_weight(*a.layers[i], seen_);
+    }
+    call(hooks.after_backward, u);
+  }
+  if (embed_) {
+    call(hooks.before_backward, 0);
+    {
+      TraceSpan span(bwd_names_[0].c_str(), "compute");
+      embed_->backward_weight(*a.embed, *a.dx);  // no input gradient: tokens are not differentiable
+    }
+    tell(seen_, "embedding");
+    call(hooks.after_backward, 0);
+  }
+  return *a.dx;
+}
+
+// ---- Decoder
+
+Decoder::Decoder(Ops& ops, const ModelConfig& cfg, ParamRegistry& params, PartFactory& parts,
+                 std::vector<std::pair<int, int>> chunks)
+    : ops_(&ops), cfg_(cfg), registry_(&params) {
+  cfg.validate();
+  if (chunks.empty()) chunks.emplace_back(0, cfg.layers);
+  for (const auto& [first, last] : chunks)
+    chunks_.push_back(std::make_unique<Chunk>(ops, cfg, params, parts, first, last));
+}
+
+void Decoder::set_observer(BlockObserver seen) {
+  seen_ = seen;
+  for (auto& c : chunks_) c->set_observer(seen);
+}
+
+Chunk& Decoder::whole() {
+  FIVEFOLD_CHECK(chunks_.size() == 1 && chunks_[0]->has_embedding() && chunks_[0]->has_head(),
+                 "Decoder: this rank holds ", chunks_.size(), " chunk(s), not the whole model; run the chunks one by one");
+  if (!whole_) whole_ = chunks_[0]->new_acts();
+  return *chunks_[0];
+}
+
+const Tensor& Decoder::forward_logits(const Tensor& tokens, const UnitHooks& hooks) {
+  FIVEFOLD_CHECK(tokens.ndim() == 2 && tokens.dtype() == DType::i32, "Decoder: tokens ", tokens.str(),
+                 " must be int32 [B, T]");
+  Chunk& c = whole();
+  Pass& p = whole_->pass;
+  p.tokens = ops_->upload(tokens);
+  p.targets = Tensor();
+  if (!p.pos.defined() || p.pos.numel() != tokens.dim(1)) p.pos = positions(*ops_, 0, tokens.dim(1));
+  return c.forward(*whole_, Tensor(), hooks);  // [B, T, V or V/tp]
+}
+
+double Decoder::forward(const Tensor& tokens, const Tensor& targets, const UnitHooks& hooks) {
+  FIVEFOLD_CHECK(tokens.ndim() == 2 && tokens.dtype() == DType::i32, "Decoder: tokens ", tokens.str(),
+                 " must be int32 [B, T]");
+  FIVEFOLD_CHECK(targets.shape() == tokens.shape() && targets.dtype() == DType::i32, "Decoder: targets ",
+                 targets.str(), " must be int32 of the tokens' shape ", tokens.str());
+  Chunk& c = whole();
+  Pass& p = whole_->pass;
+  p.tokens = ops_->upload(tokens);
+  p.targets = ops_->upload(targets);
+  if (!p.pos.defined() || p.pos.numel() != tokens.dim(1)) p.pos = positions(*ops_, 0, tokens.dim(1));
+  c.forward(*whole_, Tensor(), hooks);
+  return whole_->ce + whole_->aux;
+}
+
+void Decoder::backward(const UnitHooks& hooks) {
+  FIVEFOLD_CHECK(whole_ && whole_->pass.targets.defined(), "Decoder::backward: no forward with targets to go back from");
+  whole().backward(*whole_, Tensor(), hooks);
+}
+
+void Decoder::set_capacity_factor(double cf) {
+  for (DecoderLayer& layer : whole().layers())
+    if (layer.moe()) layer.moe()->set_capacity_factor(cf);
+}
+
+Tensor Decoder::generate(const Tensor& prompt, int new_tokens, bool use_cache) {
+  FIVEFOLD_CHECK(prompt.ndim() == 2 && prompt.dtype() == DType::i32 && prompt.dim(1) >= 1, "generate: prompt ",
+                 prompt.str(), " must be int32 [B, P] with P >= 1");
+  const std::int64_t B = prompt.dim(0), P = prompt.dim(1), total = P + new_tokens;
+  Chunk& c = whole();
+  set_capacity_factor(0.0);
+  const Tensor hprompt = prompt.to(Device::host);
+  std::vector<std::int32_t> seq(B * total, 0);
+  for (std::int64_t b = 0; b < B; ++b)
+    for (std::int64_t t = 0; t < P; ++t) seq[b * total + t] = hprompt.at<std::int32_t>(b * P + t);
+  // TUTORIAL: each rank caches only the kv heads it holds (all of them serially, Hkv/tp under TP).
+  const std::int64_t hd = cfg_.head_dim(), kv_here = registry_->get("layers.0.self_attn.k_proj.weight").value.dim(0) / hd;
+  std::vector<KvCache> caches;
+  if (use_cache)
+    for (int l = 0; l < cfg_.layers; ++l) caches.emplace_back(*ops_, B, total, kv_here, hd);
+  auto gen = c.new_acts();  // generation's own activations: a training pass in flight stays intact
+  c.set_observer({});       // per token, not per block
+  for (std::int64_t cur = P; cur < total; ++cur) {
+    // Without a cache the whole sequence so far is recomputed; with one, the prompt is prefilled
+    // once and then one token per step is fed.
+    const std::int64_t start = !use_cache ? 0 : cur == P ? 0 : cur - 1, n = cur - start;
+    std::vector<std::int32_t> in(B * n);
+    for (std::int64_t b = 0; b < B; ++b)
+      for (std::int64_t t = 0; t < n; ++t) in[b * n + t] = seq[b * total + start + t];
+    gen->pass.tokens = ops_->upload(Tensor::from_vector(in, {B, n}));
+    gen->pass.pos = positions(*ops_, start, n);
+    gen->pass.start = start;
+    gen->pass.caches = use_cache ? &caches : nullptr;
+    const Tensor& logits = c.forward(*gen, Tensor());
+    const std::vector<std::int32_t> next = c.head().argmax(logits, n - 1);
+    for (std::int64_t b = 0; b < B; ++b) seq[b * total + cur] = next[b];
+    tell(seen_, "token " + std::to_string(cur - P));
+  }
+  c.set_observer(seen_);
+  set_capacity_factor(cfg_.capacity_factor);
+  return Tensor::from_vector(seq, {B, total});
+}
+
+}  // namespace fivefold::nn
