@@ -47,7 +47,8 @@ void bm_step(benchmark::State& state, ch02::DpConfig dc) {
   const ch02::BatchSplit split{g_cfg.batch, n};
   const nn::Batch local =
       nn::synthetic_batch(g_cfg.seed, g_cfg.vocab, split.count(r), g_cfg.seq, split.offset(r));
-  ch02::DpTrainer trainer(ops, *comm, g_cfg, dc);
+  const std::unique_ptr<ch02::DpTrainer> made = ch02::DpTrainer::make(ops, *comm, g_cfg, dc);
+  ch02::DpTrainer& trainer = *made;
   trainer.step(local, split.weight(r));  // warm-up: allocations, connections
   comm->reset_counts();
   for (auto _ : state) {

@@ -172,6 +172,8 @@ class Decoder {
           std::vector<std::pair<int, int>> chunks = {});
   /// The configuration.
   const ModelConfig& config() const { return cfg_; }
+  /// The compute backend.
+  Ops& ops() { return *ops_; }
   /// Number of chunks held.
   int num_chunks() const { return static_cast<int>(chunks_.size()); }
   /// Chunk @p i.

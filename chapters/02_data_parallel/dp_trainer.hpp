@@ -32,6 +32,7 @@
 #include "common/model_config.hpp"
 #include "nn/adamw.hpp"
 #include "nn/data.hpp"
+#include "nn/train_step.hpp"
 
 namespace fivefold::ch02 {
 
@@ -84,36 +85,32 @@ bool post_ready_bucket(Communicator& comm, Tensor& grads, const std::vector<Buck
 void zero1_update(Communicator& comm, Tensor& params, const Tensor& grads, Tensor& grad_shard, Tensor& send,
                   nn::AdamW& opt);
 
-/// Seconds spent in the phases of the steps so far (this rank; sums over the steps after the
-/// first, which is a warm-up: first-touch allocations of activations and MPI connections).
-struct StepTimes {
-  double forward = 0;       ///< forward pass (ZeRO-3 gathers included)
-  double backward = 0;      ///< backward pass (anything communicated during it included)
-  double exposed_comm = 0;  ///< communication after the backward (waiting for buckets, all-reduce, RS)
-  double comm_lifetime = 0; ///< non-blocking calls: post-to-observed-completion time, summed
-  double update = 0;        ///< optimizer step and the all-gather after it (stages 1, 2)
-  int steps = 0;            ///< steps timed (every step but the first)
-};
+using nn::StepTimes;
 
-/// A data-parallel trainer over the ranks of one communicator.
-class DpTrainer {
+/// A data-parallel trainer over the ranks of one communicator: the storage of its ZeRO stage,
+/// the UnitModel over it, and the Synchroniser that the one training step (nn::train_step) calls
+/// around the model. One derived type per idea: Ddp (ddp.hpp), Zero1, Zero2 and Zero3 (zero.hpp).
+/// This base keeps what they share: the layout, memory accounting, the optimizer, the trace and
+/// timing bookkeeping of non-blocking calls, and the uncounted gathers for the checks.
+class DpTrainer : public nn::Synchroniser {
  public:
-  /// Builds the layout, the parameters (replicas, or this rank's shard drawn from the seed), the
-  /// optimizer and the unit model. Collective-free. @p comm is the data-parallel group.
-  DpTrainer(Ops& ops, Communicator& comm, const ModelConfig& cfg, const DpConfig& dc);
+  /// The trainer of stage dc.zero: builds the layout, the parameters (replicas, or this rank's
+  /// shard drawn from the seed), the optimizer and the unit model. Collective-free. @p comm is
+  /// the data-parallel group.
+  static std::unique_ptr<DpTrainer> make(Ops& ops, Communicator& comm, const ModelConfig& cfg, const DpConfig& dc);
   /// One step on this rank's sequences @p local, weighted @p weight = b_r / B in the global
-  /// mean: zero grads, forward, backward (+ communication), AdamW. Returns the local mean loss.
+  /// mean: nn::train_step over the unit model with this synchroniser. Returns the local mean loss.
   double step(const nn::Batch& local, double weight);
   /// The parameters in registration order [Ψ], full: a copy, or gathered shards (uncounted).
-  Tensor dense_params();
+  virtual Tensor dense_params() = 0;
   /// The global-batch gradient of the last step in registration order [Ψ] (uncounted gathers).
-  Tensor dense_grads();
+  virtual Tensor dense_grads() = 0;
   /// Logits [b_r, T, V] of this rank's last forward.
   const Tensor& logits() const { return model_->logits(); }
   /// The flat layout.
   const FlatLayout& layout() const { return layout_; }
   /// The stage-0 buckets (empty otherwise, or when naive).
-  const std::vector<Bucket>& buckets() const { return buckets_; }
+  virtual const std::vector<Bucket>& buckets() const { return no_buckets_; }
   /// Bytes this rank holds, by kind.
   const MemoryBytes& memory() const { return mem_; }
   /// Accumulated phase times.
@@ -123,53 +120,55 @@ class DpTrainer {
   /// What the first step did, in order: "fwd(u)", "bwd(u)", "AG(u)", "RS(u)", "post AR(bucket b)", ...
   const std::vector<std::string>& schedule() const { return schedule_; }
 
- private:
+ protected:
+  /// The shared state of a stage over @p layout (the derived type allocates its storage, then
+  /// calls build_model).
+  DpTrainer(Ops& ops, Communicator& comm, const ModelConfig& cfg, const DpConfig& dc, FlatLayout layout);
+  /// A zero [numel] tensor on the device, its bytes counted in @p category.
   Tensor alloc(std::int64_t numel, std::int64_t& category);
-  UnitHooks hooks();
-  void progress();
-  void finish_buckets();
-  /// A non-blocking call in flight (stages 2-3), traced on lane 1 from post to observed completion.
+  /// AdamW will update @p p from @p g (its m and v counted as optimizer memory).
+  void add_to_optimizer(const Tensor& p, const Tensor& g);
+  /// The unit model over @p values[u] / @p grads[u] (see UnitModel).
+  void build_model(const std::vector<Tensor>& values, const std::vector<Tensor>& grads);
+  /// Records "what(unit u)" (just @p what when u < 0) in the first step's schedule.
+  void note(const std::string& what, int u);
+  /// Unit u's gradient scaled by the rank's weight b_r/B, so the SUM over ranks is the global mean.
+  void weigh(Tensor& unit_grads);
+  /// A non-blocking call in flight, traced on lane 1 from post to observed completion.
   struct InFlight {
-    std::unique_ptr<Request> req;
-    std::string name;
-    double posted_us = 0;
+    std::unique_ptr<Request> req;  ///< the call (null when none is in flight)
+    std::string name;              ///< trace name
+    double posted_us = 0;          ///< when it was posted (trace clock)
   };
+  /// Starts tracking @p req as @p f.
   void launch(InFlight& f, std::unique_ptr<Request> req, const std::string& name);
+  /// Completes @p f if it has finished (an MPI progress call).
   void poll(InFlight& f);
+  /// Waits for @p f (if any is in flight) and traces its life.
   void complete(InFlight& f);
-  void gather_unit(int u);
-  void prefetch_unit(int u);
-  void release_unit(int u);
-  void reduce_unit(int u);
-  int gslot_of(int u) const { return dc_.overlap ? u % 2 : 0; }
-  void all_gather_params();
+  /// A non-blocking call posted at @p posted_us was just seen complete: traced on lane 1 and
+  /// added to times().comm_lifetime.
+  void completed(const std::string& name, double posted_us);
+  /// The full flat buffer [padded] from every rank's @p shard (uncounted: checks and dumps only).
   Tensor gather_shards(const Tensor& shard);
-  int slot_of(int u) const { return dc_.prefetch ? u % 2 : 0; }
 
-  Ops* ops_;
-  Communicator* comm_;
-  ModelConfig cfg_;
-  DpConfig dc_;
-  FlatLayout layout_;
-  int n_, r_;
-  MemoryBytes mem_;
-  Tensor params_, grads_;             // stages 0-2: full flat buffers (stage 2: grads_ unused)
-  Tensor param_shard_, grad_shard_;   // stages 1-3: this rank's slices (stage 1-2 param: a view)
-  Tensor send_;                       // stages 1-2: staging copy of the owned parameters for the all-gather
-  Tensor ws_[2], gws_[2];             // stage 3: gather workspaces; stages 2-3: unit gradient workspaces
-  int holder_[2] = {-1, -1};          // stage 3: which unit each workspace holds (-1: free)
-  InFlight gathers_[2], reduces_[2];  // stage 3 prefetches, stages 2-3 reduce-scatters, per workspace
-  std::unique_ptr<nn::AdamW> opt_;
-  std::unique_ptr<UnitModel> model_;
-  std::vector<Bucket> buckets_;
-  std::vector<std::unique_ptr<Request>> pending_;  // stage 0: posted bucket all-reduces
-  std::vector<double> posted_us_;                  // ... when each was posted (trace clock)
-  std::vector<bool> done_;
+  Ops* ops_;                                 ///< compute
+  Communicator* comm_;                       ///< the data-parallel group
+  ModelConfig cfg_;                          ///< the model
+  DpConfig dc_;                              ///< the stage and its options
+  FlatLayout layout_;                        ///< where every parameter lives in a flat buffer
+  int n_;                                    ///< ranks in the group
+  int r_;                                    ///< this rank
+  MemoryBytes mem_;                          ///< what this rank allocated
+  std::unique_ptr<nn::AdamW> opt_;           ///< over this rank's parameters (or shard)
+  std::unique_ptr<UnitModel> model_;         ///< the model over the stage's storage
+  int calls_ = 0;                            ///< steps taken
+
+ private:
   double weight_ = 1.0;
   StepTimes times_;
-  int calls_ = 0;                      // steps taken
   std::vector<std::string> schedule_;  // recorded during the first step
-  void note(const std::string& what, int u);
+  std::vector<Bucket> no_buckets_;
 };
 
 }  // namespace fivefold::ch02

@@ -38,12 +38,12 @@ void step2_buckets(Context& ctx, Lab& lab) {
   // Buckets of the run (the same for both), in the order they are reduced.
   {
     DpConfig dc = dp_config(o, 0);
-    DpTrainer probe(ctx.ops, ctx.world, o.cfg, dc);  // collective-free: only to list the buckets
+    const std::unique_ptr<DpTrainer> probe = DpTrainer::make(ctx.ops, ctx.world, o.cfg, dc);  // collective-free: only to list the buckets
     Table t{"Buckets (--bucket-mb " + fmt("%g", o.bucket_mb) + "), in backward order", {"bucket", "units", "elements", "bytes"}, {}};
-    for (std::size_t b = 0; b < probe.buckets().size(); ++b) {
-      const Bucket& k = probe.buckets()[b];
-      const std::string units = probe.layout().unit(k.last_unit).name +
-                                (k.first_unit == k.last_unit ? "" : " .. " + probe.layout().unit(k.first_unit).name);
+    for (std::size_t b = 0; b < probe->buckets().size(); ++b) {
+      const Bucket& k = probe->buckets()[b];
+      const std::string units = probe->layout().unit(k.last_unit).name +
+                                (k.first_unit == k.last_unit ? "" : " .. " + probe->layout().unit(k.first_unit).name);
       t.add({std::to_string(b), units, std::to_string(k.numel), human_bytes(4.0 * k.numel)});
     }
     ctx.show(t);

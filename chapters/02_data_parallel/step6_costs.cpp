@@ -34,7 +34,8 @@ void step6_costs(Context& ctx, Lab& lab) {
     const DpConfig dc = dp_config(o, zero);
     const std::string name = "cost-zero" + std::to_string(zero);
     std::unique_ptr<Communicator> comm = ctx.world.split(0, r, "dp/" + name);
-    DpTrainer trainer(ctx.ops, *comm, o.cfg, dc);
+    const std::unique_ptr<DpTrainer> made = DpTrainer::make(ctx.ops, *comm, o.cfg, dc);
+    DpTrainer& trainer = *made;
     trainer.step(local, split.weight(r));
     const MemoryBytes m = trainer.memory(), want = exact_memory(dc, trainer.layout());
     const TextbookMemory fp32 = textbook_memory(zero, psi, n), mixed = textbook_memory(zero, psi, n, {2, 2, 12});

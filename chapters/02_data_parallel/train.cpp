@@ -63,7 +63,8 @@ RunResult train_dp(Context& ctx, Lab& lab, const DpConfig& dc, const std::string
   std::unique_ptr<Communicator> comm = ctx.world.split(0, ctx.rank(), "dp/" + name);
   const int n = comm->size(), r = comm->rank();
   const BatchSplit split{cfg.batch, n};
-  DpTrainer trainer(ctx.ops, *comm, cfg, dc);
+  const std::unique_ptr<DpTrainer> made = DpTrainer::make(ctx.ops, *comm, cfg, dc);
+  DpTrainer& trainer = *made;
   DpDump dump(ctx, lab, *comm, dc, name);
   dump.begin();
   RunResult res;

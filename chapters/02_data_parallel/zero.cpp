@@ -1,11 +1,9 @@
 // SPDX-License-Identifier: MIT
-// The ZeRO pieces of DpTrainer: reduce-scatter of the gradients (ZeRO-1: the whole flat buffer
-// after the backward; ZeRO-2/3: unit by unit during it), the all-gather of the updated
-// parameters (ZeRO-1/2), and ZeRO-3's gather of a unit into a workspace before it runs.
-#include "chapters/02_data_parallel/dp_trainer.hpp"
+// ZeRO-1 (one reduce-scatter of the whole gradient after the backward, the update of the own
+// slice, one all-gather) and ZeRO-2 (a reduce-scatter per unit during the backward).
+#include "chapters/02_data_parallel/zero.hpp"
 
 #include "common/check.hpp"
-#include "common/trace.hpp"
 
 namespace fivefold::ch02 {
 
@@ -24,26 +22,81 @@ void zero1_update(Communicator& comm, Tensor& params, const Tensor& grads, Tenso
   comm.all_gather(send, params);
 }
 
-void DpTrainer::launch(InFlight& f, std::unique_ptr<Request> req, const std::string& name) {
-  f.req = std::move(req);
-  f.name = name;
-  f.posted_us = Tracer::instance().now_us();
+Zero1::Zero1(Ops& ops, Communicator& comm, const ModelConfig& cfg, const DpConfig& dc)
+    : DpTrainer(ops, comm, cfg, dc, FlatLayout(model_units(cfg), comm.size(), false)) {
+  const int U = layout_.num_units();
+  std::vector<Tensor> values(U), grads(U);
+  params_ = alloc(layout_.padded(), mem_.params);
+  params_.copy_from(layout_.init_full(cfg.seed));
+  grads_ = alloc(layout_.padded(), mem_.grads);
+  for (int u = 0; u < U; ++u) {
+    values[u] = params_.flat(layout_.offset(u), layout_.unit(u).numel);
+    grads[u] = grads_.flat(layout_.offset(u), layout_.unit(u).numel);
+  }
+  grad_shard_ = alloc(layout_.shard(), mem_.grads);  // TUTORIAL: this rank's 1/n of the gradient
+  send_ = alloc(layout_.shard(), mem_.buffers);
+  for (const Segment& g : layout_.segments())  // the optimizer sees only the owned slice
+    add_to_optimizer(params_.flat(g.offset + r_ * g.shard(n_), g.shard(n_)), grad_shard_.flat(g.shard_offset, g.shard(n_)));
+  build_model(values, grads);
 }
 
-void DpTrainer::poll(InFlight& f) {
-  if (f.req && f.req->test()) complete(f);
+nn::UnitHooks Zero1::hooks() {
+  nn::UnitHooks h;
+  h.before_forward = [this](int u) { note("fwd", u); };
+  h.before_backward = [this](int u) { note("bwd", u); };
+  h.after_backward = [this](int u) {
+    Tensor g = grads_.flat(layout_.offset(u), layout_.unit(u).numel);
+    weigh(g);
+  };
+  return h;
 }
 
-void DpTrainer::complete(InFlight& f) {
-  if (!f.req) return;
-  f.req->wait();
-  f.req.reset();
-  const double end = Tracer::instance().now_us();
-  if (calls_ > 1) times_.comm_lifetime += (end - f.posted_us) * 1e-6;
-  Tracer::instance().add(TraceEvent{f.name, "comm", f.posted_us, end - f.posted_us, 1});
+Zero2::Zero2(Ops& ops, Communicator& comm, const ModelConfig& cfg, const DpConfig& dc, bool)
+    // one segment per unit: a unit is reduce-scattered (and, in ZeRO-3, gathered) alone
+    : DpTrainer(ops, comm, cfg, dc, FlatLayout(model_units(cfg), comm.size(), true)) {
+  grad_shard_ = alloc(layout_.shard(), mem_.grads);  // TUTORIAL: this rank's 1/n of the gradient
+  for (int k = 0; k < (dc.overlap ? 2 : 1); ++k) gws_[k] = alloc(layout_.max_padded(), mem_.buffers);
 }
 
-void DpTrainer::reduce_unit(int u) {
+Zero2::Zero2(Ops& ops, Communicator& comm, const ModelConfig& cfg, const DpConfig& dc)
+    : Zero2(ops, comm, cfg, dc, true) {
+  const int U = layout_.num_units();
+  std::vector<Tensor> values(U), grads(U);
+  params_ = alloc(layout_.padded(), mem_.params);
+  params_.copy_from(layout_.init_full(cfg.seed));
+  for (int u = 0; u < U; ++u) {
+    values[u] = params_.flat(layout_.offset(u), layout_.unit(u).numel);
+    grads[u] = unit_grads(u);
+  }
+  send_ = alloc(layout_.shard(), mem_.buffers);
+  for (const Segment& g : layout_.segments())  // the optimizer sees only the owned slice of each segment
+    add_to_optimizer(params_.flat(g.offset + r_ * g.shard(n_), g.shard(n_)), grad_shard_.flat(g.shard_offset, g.shard(n_)));
+  build_model(values, grads);
+}
+
+nn::UnitHooks Zero2::hooks() {
+  nn::UnitHooks h;
+  h.before_forward = [this](int u) { note("fwd", u); };
+  h.before_backward = [this](int u) {
+    ready_workspace(u);
+    progress();
+    note("bwd", u);
+  };
+  h.after_backward = [this](int u) {
+    Tensor g = unit_grads(u);
+    weigh(g);
+    reduce_unit(u);
+  };
+  return h;
+}
+
+void Zero2::ready_workspace(int u) {
+  complete(reduces_[gslot_of(u)]);  // this workspace's previous reduce-scatter must be done
+  Tensor g = gws_[gslot_of(u)].flat(0, layout_.segment_of(u).padded);
+  ops_->fill(g, 0.0f);  // the padding too: it is summed by the reduce-scatter
+}
+
+void Zero2::reduce_unit(int u) {
   const Segment& g = layout_.segment_of(u);
   const int k = gslot_of(u);
   const Tensor full = gws_[k].flat(0, g.padded);                // [padded_u], this rank's (scaled) gradient
@@ -58,7 +111,22 @@ void DpTrainer::reduce_unit(int u) {
   note("RS", u);
 }
 
-void DpTrainer::all_gather_params() {
+void Zero2::progress() {
+  // TUTORIAL: MPI moves a non-blocking collective forward only inside MPI calls (no progress
+  // thread), so we test the calls in flight between units: each test() is such a call.
+  for (InFlight& f : reduces_) poll(f);
+}
+
+void Zero2::finish() {
+  for (InFlight& f : reduces_) complete(f);  // the last reduce-scatters
+}
+
+void Zero2::update() {
+  opt_->step();  // TUTORIAL: AdamW is elementwise: a shard's update equals that slice of the full one
+  all_gather_params();
+}
+
+void Zero2::all_gather_params() {
   // TUTORIAL: ZeRO-1/2: every rank updated only its slice; the all-gather rebuilds the replica.
   // The owned slice is copied out first: the input of a collective must not alias its output.
   for (const Segment& g : layout_.segments()) {
@@ -68,62 +136,6 @@ void DpTrainer::all_gather_params() {
     Tensor all = params_.flat(g.offset, g.padded);
     comm_->all_gather(mine, all);
   }
-}
-
-void DpTrainer::prefetch_unit(int u) {
-  const int k = slot_of(u);
-  if (holder_[k] == u) return;
-  FIVEFOLD_CHECK(holder_[k] == -1, "ZeRO-3: workspace ", k, " still holds unit ", holder_[k], " when unit ", u,
-                 " is prefetched (release it after use)");
-  const Segment& g = layout_.segment_of(u);
-  const Tensor mine = param_shard_.flat(g.shard_offset, g.shard(n_));
-  Tensor full = ws_[k].flat(0, g.padded);
-  // TUTORIAL: non-blocking: the gather of the next unit runs while the current one computes.
-  launch(gathers_[k], comm_->iall_gather(mine, full), "all_gather " + layout_.unit(u).name);
-  holder_[k] = u;
-  note("prefetch AG", u);
-}
-
-void DpTrainer::gather_unit(int u) {
-  const int k = slot_of(u);
-  if (holder_[k] == u) {  // prefetched: wait until it has arrived
-    complete(gathers_[k]);
-    return;
-  }
-  FIVEFOLD_CHECK(holder_[k] == -1, "ZeRO-3: workspace ", k, " still holds unit ", holder_[k], " when unit ", u,
-                 " is gathered (release it after use)");
-  const Segment& g = layout_.segment_of(u);
-  const Tensor mine = param_shard_.flat(g.shard_offset, g.shard(n_));  // [padded_u / n]
-  Tensor full = ws_[k].flat(0, g.padded);                              // [padded_u]
-  // TUTORIAL: ZeRO-3: the unit's full parameters exist only from this gather until release.
-  comm_->all_gather(mine, full);
-  holder_[k] = u;
-  note("AG", u);
-}
-
-void DpTrainer::release_unit(int u) {
-  const int k = slot_of(u);
-  FIVEFOLD_CHECK(holder_[k] == u, "ZeRO-3: unit ", u, " released but workspace ", k, " holds unit ", holder_[k]);
-  holder_[k] = -1;  // TUTORIAL: "freed": the next gather into this workspace overwrites it
-}
-
-Tensor DpTrainer::gather_shards(const Tensor& shard) {
-  // Bookkeeping for the checks and the dump: not part of training, so not counted.
-  Tensor full = ops_->zeros({layout_.padded()});
-  Uncounted quiet(*comm_);
-  for (const Segment& g : layout_.segments()) {
-    Tensor all = full.flat(g.offset, g.padded);
-    comm_->all_gather(shard.flat(g.shard_offset, g.shard(n_)), all);
-  }
-  return full;
-}
-
-Tensor DpTrainer::dense_params() {
-  return layout_.to_dense(*ops_, dc_.zero <= 2 ? params_ : gather_shards(param_shard_));
-}
-
-Tensor DpTrainer::dense_grads() {
-  return layout_.to_dense(*ops_, dc_.zero == 0 ? grads_ : gather_shards(grad_shard_));
 }
 
 }  // namespace fivefold::ch02

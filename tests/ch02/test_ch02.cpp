@@ -106,7 +106,7 @@ DpRun train(const ModelConfig& c, const DpConfig& dc, bool uniform_weight = fals
   const int n = comm->size(), r = comm->rank();
   const BatchSplit split{c.batch, n};
   DpRun run;
-  run.trainer = std::make_unique<DpTrainer>(*b.ops, *comm, c, dc);
+  run.trainer = DpTrainer::make(*b.ops, *comm, c, dc);
   for (int k = 0; k < c.steps; ++k) {
     const double w = uniform_weight ? 1.0 / n : split.weight(r);
     const double loss = run.trainer->step(batch_of(c, k, split.count(r), split.offset(r)), w);

@@ -8,7 +8,7 @@
 // the bucket is complete (not earlier: its gradients would still change; not later: the
 // communication would not overlap the rest of the backward). It prints PASSED when every bucket
 // was posted at the right moment and the gradients are the sums over ranks.
-// The solution is post_ready_bucket in ../dp_trainer.cpp.
+// The solution is post_ready_bucket in ../ddp.cpp.
 #include "chapters/02_data_parallel/exercises/check.hpp"
 
 using namespace fivefold;

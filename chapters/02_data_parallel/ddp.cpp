@@ -1,0 +1,107 @@
+// SPDX-License-Identifier: MIT
+// Stage 0 (DDP): the replica, the naive per-parameter all-reduce and the bucketed all-reduce
+// overlapped with the backward.
+#include "chapters/02_data_parallel/ddp.hpp"
+
+#include <algorithm>
+
+#include "common/check.hpp"
+#include "common/trace.hpp"
+
+namespace fivefold::ch02 {
+
+Ddp::Ddp(Ops& ops, Communicator& comm, const ModelConfig& cfg, const DpConfig& dc)
+    // DDP never splits a buffer, so it needs no padding (a layout for n = 1).
+    : DpTrainer(ops, comm, cfg, dc, FlatLayout(model_units(cfg), 1, false)) {
+  const int U = layout_.num_units();
+  std::vector<Tensor> values(U), grads(U);
+  params_ = alloc(layout_.padded(), mem_.params);  // every rank draws the same initial values from the seed
+  params_.copy_from(layout_.init_full(cfg.seed));
+  grads_ = alloc(layout_.padded(), mem_.grads);
+  for (int u = 0; u < U; ++u) {
+    values[u] = params_.flat(layout_.offset(u), layout_.unit(u).numel);
+    grads[u] = grads_.flat(layout_.offset(u), layout_.unit(u).numel);
+  }
+  add_to_optimizer(params_, grads_);
+  build_model(values, grads);
+  if (dc.bucket_mb > 0)
+    buckets_ = make_buckets(layout_, std::max<std::int64_t>(1, static_cast<std::int64_t>(dc.bucket_mb * 1024 * 1024 / 4)));
+}
+
+bool post_ready_bucket(Communicator& comm, Tensor& grads, const std::vector<Bucket>& buckets, int u,
+                       std::vector<std::unique_ptr<Request>>& pending) {
+  const std::size_t b = pending.size();  // the next bucket to post
+  if (b >= buckets.size() || buckets[b].first_unit != u) return false;  // its lowest unit finishes last
+  Tensor slice = grads.flat(buckets[b].offset, buckets[b].numel);
+  // TUTORIAL: non-blocking: the backward of the next units runs while this bucket is reduced.
+  pending.push_back(comm.iall_reduce(slice));
+  return true;
+}
+
+nn::UnitHooks Ddp::hooks() {
+  nn::UnitHooks h;
+  h.before_forward = [this](int u) { note("fwd", u); };
+  h.before_backward = [this](int u) {
+    progress();
+    note("bwd", u);
+  };
+  h.after_backward = [this](int u) {
+    Tensor g = grads_.flat(layout_.offset(u), layout_.unit(u).numel);
+    weigh(g);
+    if (!dc_.overlap || buckets_.empty()) return;
+    TraceSpan span("post iall_reduce", "comm");
+    if (post_ready_bucket(*comm_, grads_, buckets_, u, pending_)) {
+      posted_us_.push_back(Tracer::instance().now_us());
+      done_.push_back(false);
+      note("post AR(bucket " + std::to_string(pending_.size() - 1) + ")", -1);
+    }
+    progress();
+  };
+  return h;
+}
+
+void Ddp::progress() {
+  // TUTORIAL: MPI moves a non-blocking collective forward only inside MPI calls (no progress
+  // thread), so we test the pending requests between units: each test() is such a call.
+  for (std::size_t i = 0; i < pending_.size(); ++i) {
+    if (done_[i] || !pending_[i]->test()) continue;
+    done_[i] = true;
+    completed("iall_reduce bucket " + std::to_string(i), posted_us_[i]);
+  }
+}
+
+void Ddp::finish() {
+  if (dc_.bucket_mb <= 0) {  // naive DDP: one blocking all-reduce per parameter, after the backward
+    for (int u = 0; u < layout_.num_units(); ++u) {
+      std::int64_t at = layout_.offset(u);
+      for (const nn::ParamSpec& p : layout_.unit(u).params) {
+        Tensor g = grads_.flat(at, shape_numel(p.shape));
+        comm_->all_reduce(g);
+        at += g.numel();
+      }
+    }
+    return;
+  }
+  if (!dc_.overlap) {  // buckets, but reduced only after the backward: nothing hides the communication
+    for (const Bucket& b : buckets_) {
+      Tensor g = grads_.flat(b.offset, b.numel);
+      comm_->all_reduce(g);
+    }
+    return;
+  }
+  FIVEFOLD_CHECK(pending_.size() == buckets_.size(), "Ddp: ", pending_.size(), " of ", buckets_.size(),
+                 " buckets were posted during the backward");
+  TraceSpan span("wait for buckets", "comm");
+  note("wait(buckets)", -1);
+  for (std::size_t i = 0; i < pending_.size(); ++i) {
+    if (done_[i]) continue;
+    pending_[i]->wait();  // TUTORIAL: the exposed part: communication the backward did not hide
+    done_[i] = true;
+    completed("iall_reduce bucket " + std::to_string(i), posted_us_[i]);
+  }
+  pending_.clear();
+  posted_us_.clear();
+  done_.clear();
+}
+
+}  // namespace fivefold::ch02
