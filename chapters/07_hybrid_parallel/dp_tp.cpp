@@ -32,37 +32,40 @@ std::vector<ch02::Unit> shard_units(const ModelConfig& cfg, int tp) {
   return units;
 }
 
-int unit_completed_by(const std::string& label, int layers) {
-  if (label == "lm head") return layers + 1;  // final norm + lm_head: the last unit
-  if (label == "embedding") return 0;
-  const std::string suffix = " attention";  // a layer's backward ends with its attention block
-  if (label.rfind("layer ", 0) == 0 && label.size() > suffix.size() &&
-      label.compare(label.size() - suffix.size(), suffix.size(), suffix) == 0)
-    return 1 + std::stoi(label.substr(6));
-  return -1;
-}
-
-DpTpTrainer::DpTpTrainer(Ops& ops, Communicator& tp, Communicator& dp, const ModelConfig& cfg, const DpTpConfig& dc)
+ShardDdp::ShardDdp(Ops& ops, Communicator& dp, nn::ParamRegistry& params, std::vector<ch02::Unit> units,
+                   const nn::AdamWConfig& adam, const DpTpConfig& dc)
     : ops_(&ops),
       dp_(&dp),
       dc_(dc),
-      model_(ops, tp, cfg),
-      layout_(shard_units(cfg, tp.size()), dp.size(), /*per_unit=*/false),
-      opt_(ops, nn::AdamWConfig::from(cfg)) {
-  FIVEFOLD_CHECK(cfg.experts == 0, "DpTpTrainer: the TP model is dense; got --experts ", cfg.experts);
+      layout_(std::move(units), dp.size(), /*per_unit=*/false),
+      params_(&params),
+      opt_(ops, adam, params) {  // each rank updates its own shards
   const std::int64_t max_elements =
       std::max<std::int64_t>(1, static_cast<std::int64_t>(dc.bucket_mb * 1024 * 1024 / 4));
   buckets_ = ch02::make_buckets(layout_, max_elements);
   grads_ = ops.zeros({layout_.padded()});
   for (int u = 0; u < layout_.num_units(); ++u) {
     unit_params_.emplace_back();
-    for (const nn::ParamSpec& s : layout_.unit(u).params) unit_params_.back().push_back(&model_.params().get(s.name));
+    for (const nn::ParamSpec& s : layout_.unit(u).params) unit_params_.back().push_back(&params.get(s.name));
   }
-  for (nn::Param& p : model_.params().all()) opt_.add(p.value, p.grad);  // each rank updates its own shards
 }
 
-void DpTpTrainer::unit_done(int u) {
-  // Pack unit u's shard gradients, weighted by b_d / B, into its place in the flat buffer.
+void ShardDdp::zero_grad() {
+  ++calls_;
+  pending_.clear();
+  posted_us_.clear();
+  done_.clear();
+  params_->zero_grad();
+}
+
+nn::UnitHooks ShardDdp::hooks() {
+  nn::UnitHooks h;
+  h.after_backward = [this](int u) { unit_done(u); };  // TUTORIAL: the unit's gradients are complete
+  return h;
+}
+
+void ShardDdp::unit_done(int u) {
+  // Pack unit u's gradients, weighted by b_d / B, into its place in the flat buffer.
   std::int64_t at = layout_.offset(u);
   for (nn::Param* p : unit_params_[u]) {
     Tensor slot = grads_.flat(at, p->grad.numel());
@@ -84,7 +87,7 @@ void DpTpTrainer::unit_done(int u) {
   poll(false);
 }
 
-void DpTpTrainer::poll(bool wait) {
+void ShardDdp::poll(bool wait) {
   // MPI moves a non-blocking collective only inside MPI calls, so the posted buckets are tested
   // between units (they progress even where tp is 1); each one's life, from post to observed
   // completion, goes into the trace on lane 1, where it shows beside the TP backward.
@@ -102,21 +105,7 @@ void DpTpTrainer::poll(bool wait) {
   }
 }
 
-double DpTpTrainer::step(const nn::Batch& local, double weight) {
-  ++calls_;
-  weight_ = static_cast<float>(weight);
-  pending_.clear();
-  posted_us_.clear();
-  done_.clear();
-  model_.zero_grad();
-  const double loss = model_.forward(local.inputs, local.targets);
-  const int layers = model_.config().layers;
-  model_.set_observer([&](const std::string& label) {
-    const int u = unit_completed_by(label, layers);
-    if (u >= 0) unit_done(u);
-  });
-  model_.backward();
-  model_.set_observer({});
+void ShardDdp::finish() {
   {
     TraceSpan span("dp gradient all-reduce (exposed)", "comm");
     if (dc_.overlap) {
@@ -129,7 +118,7 @@ double DpTpTrainer::step(const nn::Batch& local, double weight) {
       }
     }
   }
-  FIVEFOLD_CHECK(!dc_.overlap || pending_.size() == buckets_.size(), "DpTpTrainer: ", pending_.size(), " of ",
+  FIVEFOLD_CHECK(!dc_.overlap || pending_.size() == buckets_.size(), "ShardDdp: ", pending_.size(), " of ",
                  buckets_.size(), " buckets posted: a unit's backward was not observed");
   // Unpack: every shard gradient is now the global-batch gradient of that shard.
   for (int u = 0; u < layout_.num_units(); ++u) {
@@ -139,8 +128,12 @@ double DpTpTrainer::step(const nn::Batch& local, double weight) {
       at += p->grad.numel();
     }
   }
-  opt_.step();
-  return loss;
+}
+
+DpTpTrainer::DpTpTrainer(Ops& ops, Communicator& tp, Communicator& dp, const ModelConfig& cfg, const DpTpConfig& dc)
+    : model_(ops, tp, cfg),
+      sync_(ops, dp, model_.params(), shard_units(cfg, tp.size()), nn::AdamWConfig::from(cfg), dc) {
+  FIVEFOLD_CHECK(cfg.experts == 0, "DpTpTrainer: the TP model is dense; got --experts ", cfg.experts);
 }
 
 }  // namespace fivefold::ch07

@@ -17,11 +17,13 @@
 /// model; replicated parameters (the RMSNorm gains) are reduced over dp like any shard and stay
 /// identical on every rank of the world, because every TP rank reduces the same numbers.
 ///
-/// The DP part is chapter 02's stage-0 DDP with buckets: the shard gradients are packed into one
-/// flat buffer (FlatLayout over the shard shapes), cut into buckets in backward order
-/// (make_buckets), and each bucket's iall_reduce is posted (post_ready_bucket) as soon as the
-/// TP model's backward has finished its units: the TpModel's block observer is the per-layer
-/// hook. The reduced buffer is unpacked into the shard gradients before AdamW.
+/// It is a composition, not a trainer of its own: chapter 03's TpModel (the decoder with the TP
+/// parts), a Synchroniser over the DP group (ShardDdp: chapter 02's stage-0 DDP with buckets),
+/// and the one training step nn::train_step. The shard gradients are packed into one flat buffer
+/// (FlatLayout over the shard shapes), cut into buckets in backward order (make_buckets), and each
+/// bucket's iall_reduce is posted (post_ready_bucket) from the decoder's after_backward hook, as
+/// soon as its units' gradients are complete. The reduced buffer is unpacked into the shard
+/// gradients before AdamW.
 ///
 /// What it leaves out: ZeRO over the DP group (Megatron's distributed optimizer), sequence
 /// parallelism inside the TP group (chapter 05), pipeline stages (chapter 04), MoE.
@@ -37,6 +39,7 @@
 #include "chapters/03_tensor_parallel/tp_model.hpp"
 #include "nn/adamw.hpp"
 #include "nn/data.hpp"
+#include "nn/train_step.hpp"
 
 namespace fivefold::ch07 {
 
@@ -62,21 +65,21 @@ DpTpComms split_dp_tp(Communicator& world, int tp);
 /// head) with every parameter's shape replaced by its shard's shape.
 std::vector<ch02::Unit> shard_units(const ModelConfig& cfg, int tp);
 
-/// Which unit a TpModel backward label completes ("lm head" -> the head, "layer l attention"
-/// -> layers.l, "embedding" -> embed), or -1 for a label that completes none ("layer l mlp").
-int unit_completed_by(const std::string& label, int layers);
-
-/// One rank of a DP x TP job.
-class DpTpTrainer {
+/// Chapter 02's bucketed DDP over the DP group, for parameters that do not live in one flat
+/// buffer (here: TP shards): each unit's gradients are packed, weighted, into a flat buffer once
+/// the unit's backward is done and its bucket posted; after the backward the buckets are waited
+/// for and unpacked, then AdamW updates the shards.
+class ShardDdp : public nn::Synchroniser {
  public:
-  /// The TP model over @p tp (validate_tp first), its AdamW, and the DP buffers over @p dp.
-  DpTpTrainer(Ops& ops, Communicator& tp, Communicator& dp, const ModelConfig& cfg, const DpTpConfig& dc);
-  /// One training step on this rank's sequences @p local, weighted @p weight = b_d / B: zero
-  /// grads, TP forward, TP backward with the DP buckets posted as units finish, wait, unpack,
-  /// AdamW. Returns the mean loss over @p local (the same on every rank of the TP group).
-  double step(const nn::Batch& local, double weight);
-  /// The TP model (its shards hold the DP-reduced gradients after step()).
-  ch03::TpModel& model() { return model_; }
+  /// Over the parameters @p params grouped by @p units (e.g. shard_units), the DP group @p dp.
+  ShardDdp(Ops& ops, Communicator& dp, nn::ParamRegistry& params, std::vector<ch02::Unit> units,
+           const nn::AdamWConfig& adam, const DpTpConfig& dc);
+  /// This rank's weight b_d / B in the global mean (set before each step).
+  void set_weight(double w) { weight_ = static_cast<float>(w); }
+  void zero_grad() override;
+  nn::UnitHooks hooks() override;
+  void finish() override;
+  void update() override { opt_.step(); }
   /// The flat layout of this rank's shards (n = dp ranks).
   const ch02::FlatLayout& layout() const { return layout_; }
   /// The DP buckets, in the order they are posted.
@@ -90,11 +93,11 @@ class DpTpTrainer {
   Ops* ops_;
   Communicator* dp_;
   DpTpConfig dc_;
-  ch03::TpModel model_;
   ch02::FlatLayout layout_;
   std::vector<ch02::Bucket> buckets_;
-  std::vector<std::vector<nn::Param*>> unit_params_;  // unit u's shards, in layout order
-  Tensor grads_;                                      // [padded]: packed, weighted shard gradients
+  std::vector<std::vector<nn::Param*>> unit_params_;  // unit u's parameters, in layout order
+  nn::ParamRegistry* params_;
+  Tensor grads_;                                      // [padded]: packed, weighted gradients
   std::vector<std::unique_ptr<Request>> pending_;     // this step's posted buckets
   std::vector<double> posted_us_;                     // ... when each was posted (trace clock)
   std::vector<bool> done_;                            // ... whether its completion was seen
@@ -102,6 +105,31 @@ class DpTpTrainer {
   float weight_ = 1.0f;
   int calls_ = 0;
   std::vector<std::string> schedule_;
+};
+
+/// One rank of a DP x TP job: the TP model and the DP synchroniser, stepped by nn::train_step.
+class DpTpTrainer {
+ public:
+  /// The TP model over @p tp (validate_tp first) and its ShardDdp over @p dp.
+  DpTpTrainer(Ops& ops, Communicator& tp, Communicator& dp, const ModelConfig& cfg, const DpTpConfig& dc);
+  /// One training step on this rank's sequences @p local, weighted @p weight = b_d / B. Returns
+  /// the mean loss over @p local (the same on every rank of the TP group).
+  double step(const nn::Batch& local, double weight) {
+    sync_.set_weight(weight);
+    return nn::train_step(model_, sync_, local);  // TUTORIAL: the same step as every other layout
+  }
+  /// The TP model (its shards hold the DP-reduced gradients after step()).
+  ch03::TpModel& model() { return model_; }
+  /// The flat layout of this rank's shards (n = dp ranks).
+  const ch02::FlatLayout& layout() const { return sync_.layout(); }
+  /// The DP buckets, in the order they are posted.
+  const std::vector<ch02::Bucket>& buckets() const { return sync_.buckets(); }
+  /// What the first step did, in order: "bwd(head)", "post AR(bucket 0)", ...
+  const std::vector<std::string>& schedule() const { return sync_.schedule(); }
+
+ private:
+  ch03::TpModel model_;
+  ShardDdp sync_;
 };
 
 }  // namespace fivefold::ch07
