@@ -191,7 +191,8 @@ const Tensor& Decoder::forward_logits(const Tensor& tokens, const UnitHooks& hoo
   return c.forward(*whole_, Tensor(), hooks);  // [B, T, V or V/tp]
 }
 
-double Decoder::forward(const Tensor& tokens, const Tensor& targets, const UnitHooks& hooks) {
+double Decoder::forward(const Tensor& tokens, const Tensor& targets, const UnitHooks& hooks, double loss_scale,
+                        double aux_scale) {
   FIVEFOLD_CHECK(tokens.ndim() == 2 && tokens.dtype() == DType::i32, "Decoder: tokens ", tokens.str(),
                  " must be int32 [B, T]");
   FIVEFOLD_CHECK(targets.shape() == tokens.shape() && targets.dtype() == DType::i32, "Decoder: targets ",
@@ -200,6 +201,8 @@ double Decoder::forward(const Tensor& tokens, const Tensor& targets, const UnitH
   Pass& p = whole_->pass;
   p.tokens = ops_->upload(tokens);
   p.targets = ops_->upload(targets);
+  p.loss_scale = loss_scale;
+  p.aux_scale = aux_scale;
   if (!p.pos.defined() || p.pos.numel() != tokens.dim(1)) p.pos = positions(*ops_, 0, tokens.dim(1));
   c.forward(*whole_, Tensor(), hooks);
   return whole_->ce + whole_->aux;

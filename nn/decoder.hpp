@@ -185,8 +185,11 @@ class Decoder {
   /// tokens int32 [B, T] (any device) -> the logits this rank holds [B, T, V or V/tp].
   const Tensor& forward_logits(const Tensor& tokens, const UnitHooks& hooks = {});
   /// Forward and loss: mean cross-entropy over the B*T tokens against @p targets int32 [B, T]
-  /// (any device), plus the aux loss of every MoE layer. Returns the total.
-  double forward(const Tensor& tokens, const Tensor& targets, const UnitHooks& hooks = {});
+  /// (any device), plus the aux loss of every MoE layer. Returns the total. @p loss_scale and
+  /// @p aux_scale are the pass's (see Pass): a microbatch of a larger step passes 1/(step's
+  /// rows) and its share of the step's sequences.
+  double forward(const Tensor& tokens, const Tensor& targets, const UnitHooks& hooks = {}, double loss_scale = 0.0,
+                 double aux_scale = 1.0);
   /// Backward of the last forward(tokens, targets): ACCUMULATES into every gradient.
   void backward(const UnitHooks& hooks = {});
   /// The logits of the last forward.

@@ -4,6 +4,8 @@
 
 #include <chrono>
 
+#include "common/check.hpp"
+
 namespace fivefold::nn {
 
 namespace {
@@ -37,13 +39,29 @@ class PhaseClock {
 }  // namespace
 
 double train_step(Decoder& model, Synchroniser& sync, const Batch& batch, StepTimes* times) {
+  return train_step(model, sync, std::vector<Batch>{batch}, times);
+}
+
+double train_step(Decoder& model, Synchroniser& sync, const std::vector<Batch>& microbatches, StepTimes* times) {
+  FIVEFOLD_CHECK(!microbatches.empty(), "train_step: no microbatch to train on");
+  const std::size_t m = microbatches.size();
+  std::int64_t rows = 0;
+  for (const Batch& b : microbatches) rows += b.inputs.dim(0);
   PhaseClock clock(model.ops(), times);
   sync.zero_grad();
-  const UnitHooks hooks = sync.hooks();
-  const double loss = model.forward(batch.inputs, batch.targets, hooks);  // TUTORIAL: the same on every layout
-  clock.lap(&StepTimes::forward);
-  model.backward(hooks);
-  clock.lap(&StepTimes::backward);
+  double loss = 0.0;
+  for (std::size_t k = 0; k < m; ++k) {
+    const Batch& b = microbatches[k];
+    const UnitHooks hooks = sync.hooks(/*last=*/k + 1 == m);
+    // TUTORIAL: one microbatch is the whole step's mean as it is; several are shares of it: the
+    // cross-entropy's gradient is scaled by 1/(all the step's tokens), the aux loss by b_k/b.
+    const double share = static_cast<double>(b.inputs.dim(0)) / static_cast<double>(rows);
+    const double loss_scale = m == 1 ? 0.0 : 1.0 / static_cast<double>(rows * b.inputs.dim(1));
+    loss += share * model.forward(b.inputs, b.targets, hooks, loss_scale, m == 1 ? 1.0 : share);
+    clock.lap(&StepTimes::forward);
+    model.backward(hooks);  // the gradients accumulate over the microbatches
+    clock.lap(&StepTimes::backward);
+  }
   sync.finish();  // TUTORIAL: the gradient is the global batch's only after this
   clock.lap(&StepTimes::exposed_comm);
   sync.update();

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <memory>
+#include <vector>
 
 #include "backends/ops.hpp"
 #include "nn/adamw.hpp"
@@ -23,8 +24,10 @@ class Synchroniser {
   virtual ~Synchroniser() = default;
   /// Before the forward: zero the gradients it keeps.
   virtual void zero_grad() = 0;
-  /// Called around the units of the forward and the backward (gathers, bucket posts, ...).
-  virtual UnitHooks hooks() = 0;
+  /// Called around the units of the forward and the backward (gathers, bucket posts, ...) of a
+  /// microbatch. Gradients are synchronised only in the backward of the step's LAST microbatch
+  /// (@p last); the earlier ones only accumulate into the gradients.
+  virtual UnitHooks hooks(bool last) = 0;
   /// After the backward: the gradient communication still in flight completes (the part of it
   /// the backward did not hide).
   virtual void finish() = 0;
@@ -38,7 +41,7 @@ class LocalUpdate : public Synchroniser {
   /// AdamW(@p cfg) over every parameter of @p params.
   LocalUpdate(Ops& ops, ParamRegistry& params, const AdamWConfig& cfg) : params_(&params), opt_(ops, cfg, params) {}
   void zero_grad() override { params_->zero_grad(); }
-  UnitHooks hooks() override { return {}; }
+  UnitHooks hooks(bool) override { return {}; }
   void finish() override {}
   void update() override { opt_.step(); }
 
@@ -59,9 +62,14 @@ struct StepTimes {
   int calls = 0;            ///< steps taken (the first is not timed)
 };
 
-/// One step of a model that holds every layer on this rank: sync.zero_grad(), forward of
-/// @p batch and backward with sync.hooks(), sync.finish(), sync.update(). With @p times, the
-/// phases are timed (after a device synchronisation each). Returns the batch's mean loss.
+/// One step of a model that holds every layer on this rank: sync.zero_grad(); for each
+/// microbatch, its forward and backward with sync.hooks(last microbatch?) (the gradients
+/// accumulate over the microbatches, each scaled as a share of the step's mean); sync.finish();
+/// sync.update(). With @p times, the phases are timed (after a device synchronisation each).
+/// Returns the mean loss over all the microbatches' tokens.
+double train_step(Decoder& model, Synchroniser& sync, const std::vector<Batch>& microbatches,
+                  StepTimes* times = nullptr);
+/// The step of one batch (one microbatch).
 double train_step(Decoder& model, Synchroniser& sync, const Batch& batch, StepTimes* times = nullptr);
 
 }  // namespace fivefold::nn

@@ -38,8 +38,9 @@ bool post_ready_bucket(Communicator& comm, Tensor& grads, const std::vector<Buck
   return true;
 }
 
-nn::UnitHooks Ddp::hooks() {
+nn::UnitHooks Ddp::hooks(bool last) {
   nn::UnitHooks h;
+  if (!last) return h;  // an earlier microbatch: its gradients only accumulate in grads_
   h.before_forward = [this](int u) { note("fwd", u); };
   h.before_backward = [this](int u) {
     progress();

@@ -20,7 +20,7 @@ class Ddp : public DpTrainer {
   /// A replica drawn from the seed, its gradient buffer and optimizer, the buckets.
   Ddp(Ops& ops, Communicator& comm, const ModelConfig& cfg, const DpConfig& dc);
   void zero_grad() override { ops_->fill(grads_, 0.0f); }
-  nn::UnitHooks hooks() override;
+  nn::UnitHooks hooks(bool last) override;
   void finish() override;
   void update() override { opt_->step(); }
   Tensor dense_params() override { return layout_.to_dense(*ops_, params_); }

@@ -33,10 +33,12 @@ DpTrainer::DpTrainer(Ops& ops, Communicator& comm, const ModelConfig& cfg, const
       r_(comm.rank()),
       opt_(std::make_unique<nn::AdamW>(ops, nn::AdamWConfig::from(cfg))) {}
 
-double DpTrainer::step(const nn::Batch& local, double weight) {
+double DpTrainer::step(const nn::Batch& local, double weight) { return step(std::vector<nn::Batch>{local}, weight); }
+
+double DpTrainer::step(const std::vector<nn::Batch>& microbatches, double weight) {
   weight_ = weight;
   ++calls_;
-  return nn::train_step(*model_, *this, local, &times_);
+  return nn::train_step(*model_, *this, microbatches, &times_);
 }
 
 Tensor DpTrainer::alloc(std::int64_t numel, std::int64_t& category) {

@@ -16,8 +16,11 @@
 /// A rank's mean loss covers its own b_r sequences; the global mean is sum_r (b_r/B) * its mean,
 /// so each rank scales its gradients by b_r/B (1/n for an even split) before the sum.
 ///
-/// What it leaves out: gradient accumulation over micro-batches, mixed precision, CPU offload,
-/// overlap of the optimizer step with communication.
+/// Gradient accumulation: nn::train_step over several microbatches synchronises only in the
+/// last one's backward; stages 0 and 1 accumulate into their full gradient, stages 2 and 3
+/// (whose gradients are reduce-scattered unit by unit during the backward) refuse.
+/// What it leaves out: mixed precision, CPU offload, overlap of the optimizer step with
+/// communication.
 #pragma once
 
 #include <cstdint>
@@ -101,6 +104,9 @@ class DpTrainer : public nn::Synchroniser {
   /// One step on this rank's sequences @p local, weighted @p weight = b_r / B in the global
   /// mean: nn::train_step over the unit model with this synchroniser. Returns the local mean loss.
   double step(const nn::Batch& local, double weight);
+  /// The same step over this rank's sequences cut into @p microbatches (gradients accumulated,
+  /// synchronised in the last one's backward; stages 0 and 1 only, see the file comment).
+  double step(const std::vector<nn::Batch>& microbatches, double weight);
   /// The parameters in registration order [Ψ], full: a copy, or gathered shards (uncounted).
   virtual Tensor dense_params() = 0;
   /// The global-batch gradient of the last step in registration order [Ψ] (uncounted gathers).

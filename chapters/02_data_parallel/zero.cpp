@@ -40,8 +40,9 @@ Zero1::Zero1(Ops& ops, Communicator& comm, const ModelConfig& cfg, const DpConfi
   build_model(values, grads);
 }
 
-nn::UnitHooks Zero1::hooks() {
+nn::UnitHooks Zero1::hooks(bool last) {
   nn::UnitHooks h;
+  if (!last) return h;  // an earlier microbatch: its gradients only accumulate in grads_
   h.before_forward = [this](int u) { note("fwd", u); };
   h.before_backward = [this](int u) { note("bwd", u); };
   h.after_backward = [this](int u) {
@@ -74,7 +75,8 @@ Zero2::Zero2(Ops& ops, Communicator& comm, const ModelConfig& cfg, const DpConfi
   build_model(values, grads);
 }
 
-nn::UnitHooks Zero2::hooks() {
+nn::UnitHooks Zero2::hooks(bool last) {
+  refuse_microbatches(last);
   nn::UnitHooks h;
   h.before_forward = [this](int u) { note("fwd", u); };
   h.before_backward = [this](int u) {
@@ -88,6 +90,14 @@ nn::UnitHooks Zero2::hooks() {
     reduce_unit(u);
   };
   return h;
+}
+
+void Zero2::refuse_microbatches(bool last) {
+  // A unit's full gradient lives in a workspace only during its backward: there is nothing to
+  // accumulate a second microbatch into (that would need a gradient shard accumulated per
+  // microbatch, i.e. a reduce-scatter per microbatch).
+  FIVEFOLD_USAGE_CHECK(last, "ZeRO-", dc_.zero, " reduce-scatters each unit's gradient during the backward; ",
+                       "it takes one microbatch per step here (use ZeRO-0 or ZeRO-1 to accumulate microbatches)");
 }
 
 void Zero2::ready_workspace(int u) {

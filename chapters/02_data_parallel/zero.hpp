@@ -22,7 +22,7 @@ class Zero1 : public DpTrainer {
   /// owned slice of each segment.
   Zero1(Ops& ops, Communicator& comm, const ModelConfig& cfg, const DpConfig& dc);
   void zero_grad() override { ops_->fill(grads_, 0.0f); }
-  nn::UnitHooks hooks() override;
+  nn::UnitHooks hooks(bool last) override;
   void finish() override {}
   void update() override { zero1_update(*comm_, params_, grads_, grad_shard_, send_, *opt_); }
   Tensor dense_params() override { return layout_.to_dense(*ops_, params_); }
@@ -38,7 +38,7 @@ class Zero2 : public DpTrainer {
   /// A replica drawn from the seed, the gradient workspaces and this rank's gradient shard.
   Zero2(Ops& ops, Communicator& comm, const ModelConfig& cfg, const DpConfig& dc);
   void zero_grad() override {}  // each unit's workspace is zeroed right before its backward
-  nn::UnitHooks hooks() override;
+  nn::UnitHooks hooks(bool last) override;
   void finish() override;
   void update() override;
   Tensor dense_params() override { return layout_.to_dense(*ops_, params_); }
@@ -49,6 +49,8 @@ class Zero2 : public DpTrainer {
   Zero2(Ops& ops, Communicator& comm, const ModelConfig& cfg, const DpConfig& dc, bool);
   /// Unit @p u's gradient: a view of its workspace (one per unit parity when overlapping).
   Tensor unit_grads(int u) { return gws_[gslot_of(u)].flat(0, layout_.unit(u).numel); }
+  /// Throws (a usage error) unless @p last: these stages take one microbatch per step.
+  void refuse_microbatches(bool last);
   /// Before unit @p u's backward: the workspace's previous reduce-scatter must be done; zero it.
   void ready_workspace(int u);
   /// After unit @p u's backward: reduce-scatter its (weighted) gradient into this rank's shard.
@@ -71,7 +73,7 @@ class Zero3 : public Zero2 {
   /// This rank's parameter shard drawn from the seed, the gather workspaces, and ZeRO-2's
   /// gradient side.
   Zero3(Ops& ops, Communicator& comm, const ModelConfig& cfg, const DpConfig& dc);
-  nn::UnitHooks hooks() override;
+  nn::UnitHooks hooks(bool last) override;
   void update() override { opt_->step(); }  // TUTORIAL: each rank updates its shard; nothing to gather
   Tensor dense_params() override { return layout_.to_dense(*ops_, gather_shards(param_shard_)); }
 

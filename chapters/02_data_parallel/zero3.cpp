@@ -23,7 +23,8 @@ Zero3::Zero3(Ops& ops, Communicator& comm, const ModelConfig& cfg, const DpConfi
   build_model(values, grads);
 }
 
-nn::UnitHooks Zero3::hooks() {
+nn::UnitHooks Zero3::hooks(bool last) {
+  refuse_microbatches(last);
   nn::UnitHooks h;
   h.before_forward = [this](int u) {
     gather_unit(u);

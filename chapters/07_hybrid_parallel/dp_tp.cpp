@@ -58,8 +58,9 @@ void ShardDdp::zero_grad() {
   params_->zero_grad();
 }
 
-nn::UnitHooks ShardDdp::hooks() {
+nn::UnitHooks ShardDdp::hooks(bool last) {
   nn::UnitHooks h;
+  if (!last) return h;  // an earlier microbatch: its gradients only accumulate in the shards
   h.after_backward = [this](int u) { unit_done(u); };  // TUTORIAL: the unit's gradients are complete
   return h;
 }

@@ -77,7 +77,7 @@ class ShardDdp : public nn::Synchroniser {
   /// This rank's weight b_d / B in the global mean (set before each step).
   void set_weight(double w) { weight_ = static_cast<float>(w); }
   void zero_grad() override;
-  nn::UnitHooks hooks() override;
+  nn::UnitHooks hooks(bool last) override;
   void finish() override;
   void update() override { opt_.step(); }
   /// The flat layout of this rank's shards (n = dp ranks).

@@ -8,6 +8,7 @@
 // iall_gather / ireduce_scatter of the MPI communicator against the blocking ones.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <memory>
 
@@ -99,8 +100,9 @@ struct DpRun {
   std::unique_ptr<DpTrainer> trainer;
 };
 
-/// Trains @p c with @p dc on every rank; @p uniform_weight replaces b_r/B by 1/n (a bug).
-DpRun train(const ModelConfig& c, const DpConfig& dc, bool uniform_weight = false) {
+/// Trains @p c with @p dc on every rank; @p uniform_weight replaces b_r/B by 1/n (a bug);
+/// @p micro > 1 cuts each rank's sequences into that many microbatches (as even as they go).
+DpRun train(const ModelConfig& c, const DpConfig& dc, bool uniform_weight = false, int micro = 1) {
   Backend& b = backend();
   std::unique_ptr<Communicator> comm = b.world->split(0, b.world->rank(), "dp/test");
   const int n = comm->size(), r = comm->rank();
@@ -109,7 +111,10 @@ DpRun train(const ModelConfig& c, const DpConfig& dc, bool uniform_weight = fals
   run.trainer = DpTrainer::make(*b.ops, *comm, c, dc);
   for (int k = 0; k < c.steps; ++k) {
     const double w = uniform_weight ? 1.0 / n : split.weight(r);
-    const double loss = run.trainer->step(batch_of(c, k, split.count(r), split.offset(r)), w);
+    const BatchSplit cut{split.count(r), std::min(micro, split.count(r))};
+    std::vector<nn::Batch> parts;
+    for (int q = 0; q < cut.n; ++q) parts.push_back(batch_of(c, k, cut.count(q), split.offset(r) + cut.offset(q)));
+    const double loss = run.trainer->step(parts, w);
     Tensor l = Tensor::from_vector(std::vector<float>{static_cast<float>(split.weight(r) * loss)}, {1});
     {
       Uncounted quiet(*comm);
@@ -274,6 +279,29 @@ TEST(Stages, AgreeWithEachOther) {
   }
   dc.prefetch = false;  // ZeRO-3 with one workspace: the same numbers
   EXPECT_LE(rel_err(train(c, dc).final, base.final), 1e-5);
+}
+
+TEST(Stages, MicrobatchesAccumulateToTheSameStep) {
+  const ModelConfig c = tiny();
+  const Serial ref = serial(c);
+  for (const double bucket_mb : {0.0, 0.01}) {
+    for (int zero : {0, 1}) {
+      DpConfig dc;
+      dc.zero = zero;
+      dc.bucket_mb = zero == 0 ? bucket_mb : 0.0;
+      const DpRun one = train(c, dc), three = train(c, dc, false, 3);
+      EXPECT_LE(rel_err(three.grads0, ref.grads0), 1e-5) << "ZeRO-" << zero;
+      EXPECT_LE(rel_err(three.final, ref.final), 1e-4) << "ZeRO-" << zero;
+      // The gradients are synchronised once per step, in the last microbatch's backward.
+      for (const auto& [op, count] : one.counts) {
+        ASSERT_TRUE(three.counts.count(op)) << op;
+        EXPECT_EQ(three.counts.at(op).calls, count.calls) << op << " ZeRO-" << zero;
+      }
+    }
+  }
+  DpConfig z2;
+  z2.zero = 2;
+  if (c.batch / backend().world->size() >= 2) EXPECT_THROW(train(c, z2, false, 2), UsageError);
 }
 
 TEST(Zero3, HoldsAboutOneNthOfTheParameters) {

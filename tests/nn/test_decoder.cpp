@@ -10,6 +10,7 @@
 #include "backends/cpu/eigen_ops.hpp"
 #include "nn/data.hpp"
 #include "nn/model.hpp"
+#include "nn/train_step.hpp"
 #include "tests/nn/nn_test_util.hpp"
 
 namespace fivefold {
@@ -134,6 +135,66 @@ TEST(Decoder, MicrobatchesInFlightSumToTheWholeBatchGradient) {
   for (int k = m - 1; k >= 0; --k) micro.chunk(0).backward(*acts[k], Tensor());
   EXPECT_NEAR(total, loss, 1e-6 * std::abs(loss));
   EXPECT_LT(max_rel(grads_of(micro.params()), grads_of(whole.params())), 1e-5);
+}
+
+/// Records which hooks a step asked for, and adds nothing else.
+class RecordingSync : public nn::Synchroniser {
+ public:
+  explicit RecordingSync(nn::ParamRegistry& p) : p_(p) {}
+  void zero_grad() override { p_.zero_grad(); }
+  nn::UnitHooks hooks(bool last) override {
+    asked.push_back(last);
+    nn::UnitHooks h;
+    if (last) h.after_backward = [this](int u) { synced.push_back(u); };
+    return h;
+  }
+  void finish() override { ++finished; }
+  void update() override { ++updated; }
+  std::vector<bool> asked;
+  std::vector<int> synced;
+  int finished = 0, updated = 0;
+
+ private:
+  nn::ParamRegistry& p_;
+};
+
+TEST(TrainStep, MicrobatchesAccumulateAndSynchroniseOnlyInTheLastBackward) {
+  EigenOps ops;
+  const ModelConfig cfg = small_moe();
+  const nn::Batch b = batch_of(cfg);
+  nn::Model whole(ops, cfg), micro(ops, cfg);
+  testing_nn::randomize(whole.params());
+  testing_nn::randomize(micro.params());
+  RecordingSync one(whole.params()), four(micro.params());
+  const double loss = nn::train_step(whole, one, b);
+  std::vector<nn::Batch> parts;  // uneven: 1 + 3 sequences
+  parts.push_back({b.inputs.narrow(0, 1), b.targets.narrow(0, 1)});
+  parts.push_back({b.inputs.narrow(1, 3), b.targets.narrow(1, 3)});
+  const double mloss = nn::train_step(micro, four, parts);
+  EXPECT_NEAR(mloss, loss, 1e-6 * std::abs(loss));
+  EXPECT_LT(max_rel(grads_of(micro.params()), grads_of(whole.params())), 1e-5);
+  EXPECT_EQ(four.asked, (std::vector<bool>{false, true}));
+  EXPECT_EQ(four.synced, (std::vector<int>{4, 3, 2, 1, 0})) << "gradients synchronised once, in the last backward";
+  EXPECT_EQ(four.finished, 1);
+  EXPECT_EQ(four.updated, 1);
+}
+
+TEST(TrainStep, LocalUpdateIsTheSerialStepBitwise) {
+  EigenOps ops;
+  ModelConfig cfg = tiny_model();
+  const nn::Batch b = batch_of(cfg);
+  nn::Model by_hand(ops, cfg), stepped(ops, cfg);
+  nn::AdamW opt(ops, nn::AdamWConfig::from(cfg), by_hand.params());
+  nn::LocalUpdate local(ops, stepped.params(), nn::AdamWConfig::from(cfg));
+  for (int k = 0; k < 2; ++k) {
+    by_hand.zero_grad();
+    const double l = by_hand.forward(b.inputs, b.targets);
+    by_hand.backward();
+    opt.step();
+    EXPECT_EQ(nn::train_step(stepped, local, b), l);
+  }
+  for (std::size_t i = 0; i < by_hand.params().all().size(); ++i)
+    EXPECT_EQ(by_hand.params().all()[i].value.to_vector(), stepped.params().all()[i].value.to_vector());
 }
 
 TEST(Decoder, GlobalPositionsReachTheAttention) {
