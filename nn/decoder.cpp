@@ -36,18 +36,28 @@ Chunk::Chunk(Ops& ops, const ModelConfig& cfg, ParamRegistry& params, PartFactor
     const std::string name = u == 0 ? "embed" : u == cfg.layers + 1 ? "head" : "layers." + std::to_string(u - 1);
     fwd_names_.push_back("fwd " + name);
     bwd_names_.push_back("bwd " + name);
+    b_names_.push_back("B " + name);
+    w_names_.push_back("W " + name);
   }
 }
 
 std::unique_ptr<ChunkActs> Chunk::new_acts() const {
   auto a = std::make_unique<ChunkActs>();
+  a->owner = this;
   if (embed_) a->embed = embed_->new_acts();
   for (const DecoderLayer& layer : layers_) a->layers.push_back(layer.new_acts());
   if (head_) a->head = head_->new_acts();
   return a;
 }
 
+void Chunk::check_owner(const ChunkActs& a) const {
+  FIVEFOLD_CHECK(a.owner == this, "Chunk [", first_, ", ", last_, "): these activations were made by another chunk; ",
+                 "pass each chunk the ChunkActs of its own new_acts()");
+}
+
 const Tensor& Chunk::forward(ChunkActs& a, const Tensor& x, const UnitHooks& hooks) {
+  check_owner(a);
+  a.ce = 0.0;
   const Tensor* h = &x;
   if (embed_) {
     call(hooks.before_forward, 0);
@@ -83,47 +93,59 @@ const Tensor& Chunk::forward(ChunkActs& a, const Tensor& x, const UnitHooks& hoo
     }
     call(hooks.after_forward, u);
   }
-  a.out = h;
+  a.out = *h;
   return *h;
 }
 
 void Chunk::head_backward_input(ChunkActs& a) {
-  a.dx = &norm_->backward(a.norm, head_->backward_input(*a.head));  // [b, T, C]
+  a.dx = norm_->backward(a.norm, head_->backward_input(*a.head));  // [b, T, C]
 }
 
 const Tensor& Chunk::backward_input(ChunkActs& a, const Tensor& dy, const UnitHooks& hooks) {
-  a.dx = &dy;
+  check_owner(a);
+  a.dx = dy;  // a handle: the pass keeps the caller's gradient alive until its W
   if (head_) {
     call(hooks.before_backward, L_ + 1);
+    TraceSpan span(b_names_[L_ + 1].c_str(), "compute");
     head_backward_input(a);
   }
   for (int i = static_cast<int>(layers_.size()) - 1; i >= 0; --i) {
     call(hooks.before_backward, unit_of_layer(i));
-    a.dx = &layers_[i].backward_input(*a.layers[i], *a.dx, seen_);
+    TraceSpan span(b_names_[unit_of_layer(i)].c_str(), "compute");
+    a.dx = layers_[i].backward_input(*a.layers[i], a.dx, seen_);
   }
   if (embed_) call(hooks.before_backward, 0);
-  return *a.dx;
+  return a.dx;
 }
 
 void Chunk::backward_weight(ChunkActs& a, const UnitHooks& hooks) {
+  check_owner(a);
   if (head_) {
-    head_->backward_weight(*a.head);
+    {
+      TraceSpan span(w_names_[L_ + 1].c_str(), "compute");
+      head_->backward_weight(*a.head);
+    }
     tell(seen_, "lm head");
     call(hooks.after_backward, L_ + 1);
   }
   for (int i = static_cast<int>(layers_.size()) - 1; i >= 0; --i) {
-    layers_[i].backward_weight(*a.layers[i], seen_);
+    {
+      TraceSpan span(w_names_[unit_of_layer(i)].c_str(), "compute");
+      layers_[i].backward_weight(*a.layers[i], seen_);
+    }
     call(hooks.after_backward, unit_of_layer(i));
   }
   if (embed_) {
-    embed_->backward_weight(*a.embed, *a.dx);  // a.dx: d loss / d embedding output
+    TraceSpan span(w_names_[0].c_str(), "compute");
+    embed_->backward_weight(*a.embed, a.dx);  // a.dx: d loss / d embedding output
     tell(seen_, "embedding");
     call(hooks.after_backward, 0);
   }
 }
 
 const Tensor& Chunk::backward(ChunkActs& a, const Tensor& dy, const UnitHooks& hooks) {
-  a.dx = &dy;
+  check_owner(a);
+  a.dx = dy;  // a handle: the pass keeps the caller's gradient alive until its W
   if (head_) {
     const int u = L_ + 1;
     call(hooks.before_backward, u);
@@ -140,7 +162,7 @@ const Tensor& Chunk::backward(ChunkActs& a, const Tensor& dy, const UnitHooks& h
     call(hooks.before_backward, u);
     {
       TraceSpan span(bwd_names_[u].c_str(), "compute");
-      a.dx = &layers_[i].backward_input(*a.layers[i], *a.dx, seen_);
+      a.dx = layers_[i].backward_input(*a.layers[i], a.dx, seen_);
       layers_[i].backward_weight(*a.layers[i], seen_);
     }
     call(hooks.after_backward, u);
@@ -149,12 +171,12 @@ const Tensor& Chunk::backward(ChunkActs& a, const Tensor& dy, const UnitHooks& h
     call(hooks.before_backward, 0);
     {
       TraceSpan span(bwd_names_[0].c_str(), "compute");
-      embed_->backward_weight(*a.embed, *a.dx);  // no input gradient: tokens are not differentiable
+      embed_->backward_weight(*a.embed, a.dx);  // no input gradient: tokens are not differentiable
     }
     tell(seen_, "embedding");
     call(hooks.after_backward, 0);
   }
-  return *a.dx;
+  return a.dx;
 }
 
 // ---- Decoder
@@ -178,6 +200,11 @@ Chunk& Decoder::whole() {
                  "Decoder: this rank holds ", chunks_.size(), " chunk(s), not the whole model; run the chunks one by one");
   if (!whole_) whole_ = chunks_[0]->new_acts();
   return *chunks_[0];
+}
+
+const ChunkActs& Decoder::last_pass() const {
+  FIVEFOLD_CHECK(whole_ && whole_->out.defined(), "Decoder: no forward has run yet (logits and losses come from it)");
+  return *whole_;
 }
 
 const Tensor& Decoder::forward_logits(const Tensor& tokens, const UnitHooks& hooks) {
@@ -233,7 +260,8 @@ Tensor Decoder::generate(const Tensor& prompt, int new_tokens, bool use_cache) {
   std::vector<KvCache> caches;
   if (use_cache)
     for (int l = 0; l < cfg_.layers; ++l) caches.emplace_back(*ops_, B, total, kv_here, hd);
-  auto gen = c.new_acts();  // generation's own activations: a training pass in flight stays intact
+  gen_ = c.new_acts();  // generation's own activations: a training pass in flight stays intact
+  ChunkActs* gen = gen_.get();
   c.set_observer({});       // per token, not per block
   for (std::int64_t cur = P; cur < total; ++cur) {
     // Without a cache the whole sequence so far is recomputed; with one, the prompt is prefilled
@@ -251,6 +279,7 @@ Tensor Decoder::generate(const Tensor& prompt, int new_tokens, bool use_cache) {
     for (std::int64_t b = 0; b < B; ++b) seq[b * total + cur] = next[b];
     tell(seen_, "token " + std::to_string(cur - P));
   }
+  gen->pass.caches = nullptr;  // the caches end here
   c.set_observer(seen_);
   set_capacity_factor(cfg_.capacity_factor);
   return Tensor::from_vector(seq, {B, total});

@@ -34,9 +34,10 @@
 namespace fivefold::nn {
 
 /// Called after each block of a forward or backward with a label ("embedding", "layer 0
-/// attention", "layer 0 mlp", "lm head + loss" in the forward; "lm head", "layer l mlp", "layer
-/// l attention", "embedding" in the backward, each once the block's B and W are done), and
-/// after each generated token ("token k"): lets a caller read the counters block by block.
+/// attention", "layer 0 mlp", "lm head + loss" in the forward; in the backward "lm head" after
+/// the head's B and W, "layer l mlp" after the MLP's B, "layer l attention" after the layer's W
+/// (its gradients complete), "embedding" after its W), and after each generated token ("token
+/// k"): lets a caller read the communication counters block by block (W communicates nothing).
 using BlockObserver = std::function<void(const std::string& label)>;
 
 /// The serial parts: every weight whole on this rank.
@@ -108,14 +109,21 @@ struct ChunkActs {
   std::unique_ptr<Acts> head;  ///< the head's (last chunk only)
   std::vector<std::unique_ptr<DecoderLayer::Saved>> layers;  ///< one per layer of the chunk
   RmsNorm::Saved norm;                                ///< the final norm (last chunk)
-  const Tensor* out = nullptr;  ///< the forward's output: x [b, T, C], or the logits (last chunk)
-  const Tensor* dx = nullptr;   ///< backward_input's output: d loss / d the chunk's input
+  Tensor out;                   ///< the forward's output: x [b, T, C], or the logits (last chunk)
+  Tensor dx;                    ///< backward_input's output: d loss / d the chunk's input
+  const void* owner = nullptr;  ///< the Chunk that made these activations (checked on use)
   double ce = 0.0;              ///< cross-entropy of the pass (last chunk, when targets were given)
   double aux = 0.0;             ///< aux losses of the chunk's MoE layers
 };
 
 /// Consecutive layers [first, last) of the model, with the embedding when first == 0 and the
 /// final norm, head and loss when last == L.
+///
+/// A pass keeps HANDLES to what it is given (the input x of forward, the gradient dy of the
+/// backward), not copies, until its W is done: a pipeline schedule receives each microbatch's
+/// activations and gradients into tensors of their own, not into one reused buffer. With B and W
+/// apart, before_backward of every unit of the chunk runs before any W: a synchroniser that
+/// recycles per-unit workspaces between units (ZeRO-2/3 here) needs the plain backward().
 class Chunk {
  public:
   /// Layers [@p first, @p last) of @p cfg with the parts of @p parts over @p params.
@@ -160,7 +168,8 @@ class Chunk {
   std::unique_ptr<RmsNorm> norm_;
   std::unique_ptr<HeadPart> head_;
   BlockObserver seen_;
-  std::vector<std::string> fwd_names_, bwd_names_;  // trace span names per unit (outlive the spans)
+  void check_owner(const ChunkActs& a) const;
+  std::vector<std::string> fwd_names_, bwd_names_, b_names_, w_names_;  // trace span names per unit
 };
 
 /// The chunks one rank holds, and the whole-model conveniences for a rank that holds them all.
@@ -193,11 +202,11 @@ class Decoder {
   /// Backward of the last forward(tokens, targets): ACCUMULATES into every gradient.
   void backward(const UnitHooks& hooks = {});
   /// The logits of the last forward.
-  const Tensor& logits() const { return *whole_->out; }
+  const Tensor& logits() const { return last_pass().out; }
   /// Cross-entropy part of the last forward's loss.
-  double ce_loss() const { return whole_->ce; }
+  double ce_loss() const { return last_pass().ce; }
   /// Aux-loss part of the last forward's loss.
-  double aux_loss() const { return whole_->aux; }
+  double aux_loss() const { return last_pass().aux; }
   /// The decoder layers (for inspection, e.g. MoE routing of the last forward).
   std::deque<DecoderLayer>& layers() { return whole().layers(); }
   /// Greedy generation: extends each row of @p prompt [B, P] (int32) by @p new_tokens tokens
@@ -209,12 +218,14 @@ class Decoder {
 
  private:
   Chunk& whole();
+  const ChunkActs& last_pass() const;
   void set_capacity_factor(double cf);
   Ops* ops_;
   ModelConfig cfg_;
   ParamRegistry* registry_;
   std::vector<std::unique_ptr<Chunk>> chunks_;
   std::unique_ptr<ChunkActs> whole_;
+  std::unique_ptr<ChunkActs> gen_;  // generation's activations (kept: MoE routing() may point into them)
   BlockObserver seen_;
 };
 

@@ -97,9 +97,9 @@ class MoeLayer : public Block {
   const Tensor& backward(const Tensor& dy);
   /// The aux loss of the last forward (add it to the step's loss).
   double aux_loss() const { return last_ ? last_->routing.aux_loss : 0.0; }
-  /// The routing of the last forward (on whichever Saved it ran).
+  /// The routing of the last forward (on whichever Saved it ran; valid while that Saved lives).
   const Routing& routing() const { return last_ ? last_->routing : own_.routing; }
-  /// Overrides the capacity factor (generation uses 0: dropless, see Model::generate).
+  /// Overrides the capacity factor (generation uses 0: dropless, see Decoder::generate).
   void set_capacity_factor(double cf) { capacity_factor_ = cf; }
 
  private:

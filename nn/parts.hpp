@@ -9,7 +9,9 @@
 /// before their backwards, so one part serves several passes in flight; each pass brings its own
 /// Acts (made by new_acts()). Why B and W apart: zero-bubble schedules run W later, to fill idle
 /// time; a plain backward calls them back to back. Both orders give the same numbers: B writes
-/// the input gradient and keeps the output gradient, W only ACCUMULATES weight gradients.
+/// the input gradient and keeps the output gradient, W ACCUMULATES the weight gradients of the
+/// matmuls (the RMSNorm gains, which come out of the same op as their input gradient, accumulate
+/// in B).
 ///
 /// Implementations: serial (nn::Embedding, nn::Attention, nn::SwiGluMlp, nn::MoeLayer,
 /// nn::LmHead), tensor-parallel (chapter 03: by heads, column/row MLP, vocabulary-parallel

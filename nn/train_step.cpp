@@ -46,7 +46,11 @@ double train_step(Decoder& model, Synchroniser& sync, const std::vector<Batch>& 
   FIVEFOLD_CHECK(!microbatches.empty(), "train_step: no microbatch to train on");
   const std::size_t m = microbatches.size();
   std::int64_t rows = 0;
-  for (const Batch& b : microbatches) rows += b.inputs.dim(0);
+  for (const Batch& b : microbatches) {
+    FIVEFOLD_CHECK(b.inputs.ndim() == 2 && b.inputs.dim(1) == microbatches[0].inputs.dim(1), "train_step: microbatch ",
+                   b.inputs.str(), " must have the first one's sequence length ", microbatches[0].inputs.str());
+    rows += b.inputs.dim(0);
+  }
   PhaseClock clock(model.ops(), times);
   sync.zero_grad();
   double loss = 0.0;

@@ -12,7 +12,7 @@
 /// the same order as nn::Model, so on the same batch it gives bitwise the same numbers. The hooks
 /// are passed to Decoder::forward / Decoder::backward.
 ///
-/// What it leaves out: MoE layers (aux losses do not split over data-parallel ranks as a mean),
+/// What it leaves out: MoE layers (not supported by this chapter's data parallelism yet),
 /// generation (step 7 uses nn::Model replicas).
 #pragma once
 
