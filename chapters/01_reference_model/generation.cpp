@@ -24,20 +24,6 @@ void cache_attend(Ops& ops, nn::KvCache& cache, Tensor& q, Tensor& k, const Tens
   ops.attention_forward(out, lse, q, cache.k, cache.v, pos, cache.k_pos);
 }
 
-std::vector<std::int32_t> argmax_at(const Tensor& logits, std::int64_t t) {
-  const std::int64_t B = logits.dim(0), T = logits.dim(1), V = logits.dim(2);
-  const std::vector<float> h = logits.to_vector();
-  std::vector<std::int32_t> out(static_cast<std::size_t>(B));
-  for (std::int64_t b = 0; b < B; ++b) {
-    const float* r = &h[(b * T + t) * V];
-    std::int64_t best = 0;
-    for (std::int64_t j = 1; j < V; ++j)
-      if (r[j] > r[best]) best = j;
-    out[b] = static_cast<std::int32_t>(best);
-  }
-  return out;
-}
-
 namespace {
 
 std::string prefix(int l) { return "layers." + std::to_string(l) + "."; }

@@ -33,8 +33,7 @@ using CacheAttendFn = void (*)(Ops& ops, nn::KvCache& cache, Tensor& q, Tensor& 
 void cache_attend(Ops& ops, nn::KvCache& cache, Tensor& q, Tensor& k, const Tensor& v, std::int64_t start,
                   float rope_theta, Tensor& out, Tensor& lse);
 
-/// Argmax over the last dimension of row @p t of logits [B, T, V], for every b (ties: lower id).
-std::vector<std::int32_t> argmax_at(const Tensor& logits, std::int64_t t);
+using nn::argmax_at;  // greedy next token of every row (nn/layers.hpp)
 
 /// Greedy generation with a KV cache over the parameters of a registry (inference only).
 class KvGenerator {

@@ -55,7 +55,7 @@ class Zero2 : public DpTrainer {
   void ready_workspace(int u);
   /// After unit @p u's backward: reduce-scatter its (weighted) gradient into this rank's shard.
   void reduce_unit(int u);
-  /// Tests the non-blocking calls in flight (MPI progress).
+  /// Tests the non-blocking calls in flight (MPI progress; ZeRO-3 adds its gathers).
   virtual void progress();
   Tensor grad_shard_;    ///< [padded/n]: this rank's slice of every segment's gradient
   Tensor gws_[2];        ///< unit gradient workspaces [max_padded]

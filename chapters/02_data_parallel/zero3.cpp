@@ -24,28 +24,25 @@ Zero3::Zero3(Ops& ops, Communicator& comm, const ModelConfig& cfg, const DpConfi
 }
 
 nn::UnitHooks Zero3::hooks(bool last) {
-  refuse_microbatches(last);
-  nn::UnitHooks h;
-  h.before_forward = [this](int u) {
+  // TUTORIAL: ZeRO-3 is ZeRO-2 (the gradient side: workspace, weight, reduce-scatter) plus a
+  // gather of the unit's parameters before it runs and a release after.
+  nn::UnitHooks h = Zero2::hooks(last);
+  h.before_forward = [this, fwd = h.before_forward](int u) {
     gather_unit(u);
     if (dc_.prefetch && u + 1 < layout_.num_units()) prefetch_unit(u + 1);  // TUTORIAL: runs during fwd(u)
-    note("fwd", u);
+    fwd(u);
   };
   h.after_forward = [this](int u) {
     progress();  // drives the prefetch of the next unit (MPI progress)
     release_unit(u);
   };
-  h.before_backward = [this](int u) {
+  h.before_backward = [this, bwd = h.before_backward](int u) {
     gather_unit(u);  // TUTORIAL: gathered again: the forward freed it
     if (dc_.prefetch && u > 0) prefetch_unit(u - 1);
-    ready_workspace(u);
-    progress();
-    note("bwd", u);
+    bwd(u);
   };
-  h.after_backward = [this](int u) {
-    Tensor g = unit_grads(u);
-    weigh(g);
-    reduce_unit(u);
+  h.after_backward = [this, done = h.after_backward](int u) {
+    done(u);
     release_unit(u);
   };
   return h;
