@@ -73,6 +73,7 @@ void Ddp::progress() {
 
 void Ddp::finish() {
   if (dc_.bucket_mb <= 0) {  // naive DDP: one blocking all-reduce per parameter, after the backward
+    note("AR(each of the " + std::to_string(nn::model_param_specs(cfg_).size()) + " tensors)", -1);
     for (int u = 0; u < layout_.num_units(); ++u) {
       std::int64_t at = layout_.offset(u);
       for (const nn::ParamSpec& p : layout_.unit(u).params) {
@@ -84,9 +85,10 @@ void Ddp::finish() {
     return;
   }
   if (!dc_.overlap) {  // buckets, but reduced only after the backward: nothing hides the communication
-    for (const Bucket& b : buckets_) {
-      Tensor g = grads_.flat(b.offset, b.numel);
+    for (std::size_t b = 0; b < buckets_.size(); ++b) {
+      Tensor g = grads_.flat(buckets_[b].offset, buckets_[b].numel);
       comm_->all_reduce(g);
+      note("AR(bucket " + std::to_string(b) + ")", -1);
     }
     return;
   }
@@ -103,6 +105,11 @@ void Ddp::finish() {
   pending_.clear();
   posted_us_.clear();
   done_.clear();
+}
+
+void Ddp::update() {
+  note("Adam", -1);
+  opt_->step();  // the same update on every replica: the gradients are the same everywhere
 }
 
 }  // namespace fivefold::ch02

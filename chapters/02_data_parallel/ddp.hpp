@@ -22,7 +22,7 @@ class Ddp : public DpTrainer {
   void zero_grad() override { ops_->fill(grads_, 0.0f); }
   nn::UnitHooks hooks(bool last) override;
   void finish() override;
-  void update() override { opt_->step(); }
+  void update() override;
   Tensor dense_params() override { return layout_.to_dense(*ops_, params_); }
   Tensor dense_grads() override { return layout_.to_dense(*ops_, grads_); }
   const std::vector<Bucket>& buckets() const override { return buckets_; }

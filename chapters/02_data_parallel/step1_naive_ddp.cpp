@@ -38,7 +38,8 @@ void step1_naive_ddp(Context& ctx, Lab& lab) {
   ctx.narrator.say("Each step: forward + backward on the local rows, then " +
                    std::to_string(ar.calls / o.cfg.steps) + " blocking all-reduces (one per parameter tensor, " +
                    human_bytes(static_cast<double>(ar.payload_bytes) / o.cfg.steps) +
-                   " in all), then the same AdamW step on every rank.");
+                   " in all), then the same AdamW step on every rank. The first step, in order:\n" +
+                   wrap_schedule(res.schedule));
   Table t{"Loss per step: DDP over " + std::to_string(n) + " rank(s) vs serial on the global batch",
           {"step", "DDP loss", "serial loss", "|diff|"}, {}};
   const SerialRun& ref = serial_run(ctx, lab);

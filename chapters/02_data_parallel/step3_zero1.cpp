@@ -35,7 +35,8 @@ void step3_zero1(Context& ctx, Lab& lab) {
   ctx.narrator.say("Per step: backward -> reduce_scatter(grad [" + std::to_string(layout.padded()) + "] -> slice [" +
                    std::to_string(s) + "]) -> AdamW on the slice -> all_gather(slice -> params [" +
                    std::to_string(layout.padded()) + "]).");
-  train_dp(ctx, lab, dp_config(lab.o, 1), "zero1");
+  const RunResult res = train_dp(ctx, lab, dp_config(lab.o, 1), "zero1");
+  ctx.narrator.say("What one step did, in order (RS = reduce-scatter, AG = all-gather):\n" + wrap_schedule(res.schedule));
   ctx.narrator.say("AdamW is elementwise, so updating a slice with its own m and v is exactly that slice of the full\n"
                    "update; the padding has zero gradient and stays zero. What differs from DDP is only the order\n"
                    "of the gradient sum inside the reduce-scatter (rounding, within the tolerances).");

@@ -33,7 +33,9 @@ void step4_zero2(Context& ctx, Lab& lab) {
                    std::to_string(layout.padded()) + "], gradient shard [" + std::to_string(layout.shard()) +
                    "], m and v [" + std::to_string(layout.shard()) + "] each, " + std::string(overlap ? "two" : "one") + " unit gradient workspace(s) [" +
                    std::to_string(layout.max_padded()) + "].");
-  train_dp(ctx, lab, dp_config(lab.o, 2), "zero2");
+  const RunResult res = train_dp(ctx, lab, dp_config(lab.o, 2), "zero2");
+  ctx.narrator.say("What one step did, in order (RS = reduce-scatter of a unit's gradient, AG = all-gather):\n" +
+                   wrap_schedule(res.schedule));
 }
 
 }  // namespace fivefold::ch02

@@ -29,7 +29,8 @@ void step5_zero3(Context& ctx, Lab& lab) {
   const RunResult res = train_dp(ctx, lab, dc, "zero3");
   ctx.narrator.say("What one step did, in order (AG = all-gather of a unit's parameters, RS = reduce-scatter of its\n"
                    "gradient; 'prefetch AG' = started without waiting, waited for when the unit runs):\n" +
-                   wrap_schedule(res.schedule));  const MemoryBytes full = exact_memory(dp_config(lab.o, 0), FlatLayout(model_units(lab.o.cfg), 1, false));
+                   wrap_schedule(res.schedule));
+  const MemoryBytes full = exact_memory(dp_config(lab.o, 0), FlatLayout(model_units(lab.o.cfg), 1, false));
   ctx.say_ranks("stores parameters " + human_bytes(static_cast<double>(res.memory.params)) + " (" +
                 fmt("%.3f", static_cast<double>(res.memory.params) / full.params) + " of the full " +
                 human_bytes(static_cast<double>(full.params)) + "; 1/n = " + fmt("%.3f", 1.0 / n) +

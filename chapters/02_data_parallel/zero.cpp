@@ -52,6 +52,13 @@ nn::UnitHooks Zero1::hooks(bool last) {
   return h;
 }
 
+void Zero1::update() {
+  note("RS(all)", -1);
+  note("Adam(slice)", -1);
+  note("AG(all)", -1);
+  zero1_update(*comm_, params_, grads_, grad_shard_, send_, *opt_);  // the three, in this order
+}
+
 Zero2::Zero2(Ops& ops, Communicator& comm, const ModelConfig& cfg, const DpConfig& dc, bool)
     // one segment per unit: a unit is reduce-scattered (and, in ZeRO-3, gathered) alone
     : DpTrainer(ops, comm, cfg, dc, FlatLayout(model_units(cfg), comm.size(), true)) {
@@ -128,10 +135,12 @@ void Zero2::progress() {
 }
 
 void Zero2::finish() {
+  if (dc_.overlap) note("wait", -1);
   for (InFlight& f : reduces_) complete(f);  // the last reduce-scatters
 }
 
 void Zero2::update() {
+  note("Adam(slice)", -1);
   opt_->step();  // TUTORIAL: AdamW is elementwise: a shard's update equals that slice of the full one
   all_gather_params();
 }
@@ -139,6 +148,7 @@ void Zero2::update() {
 void Zero2::all_gather_params() {
   // TUTORIAL: ZeRO-1/2: every rank updated only its slice; the all-gather rebuilds the replica.
   // The owned slice is copied out first: the input of a collective must not alias its output.
+  note("AG(each unit)", -1);
   for (const Segment& g : layout_.segments()) {
     const std::int64_t s = g.shard(n_);
     Tensor mine = send_.flat(g.shard_offset, s);

@@ -24,7 +24,7 @@ class Zero1 : public DpTrainer {
   void zero_grad() override { ops_->fill(grads_, 0.0f); }
   nn::UnitHooks hooks(bool last) override;
   void finish() override {}
-  void update() override { zero1_update(*comm_, params_, grads_, grad_shard_, send_, *opt_); }
+  void update() override;
   Tensor dense_params() override { return layout_.to_dense(*ops_, params_); }
   Tensor dense_grads() override { return layout_.to_dense(*ops_, gather_shards(grad_shard_)); }
 
@@ -74,7 +74,7 @@ class Zero3 : public Zero2 {
   /// gradient side.
   Zero3(Ops& ops, Communicator& comm, const ModelConfig& cfg, const DpConfig& dc);
   nn::UnitHooks hooks(bool last) override;
-  void update() override { opt_->step(); }  // TUTORIAL: each rank updates its shard; nothing to gather
+  void update() override;
   Tensor dense_params() override { return layout_.to_dense(*ops_, gather_shards(param_shard_)); }
 
  private:

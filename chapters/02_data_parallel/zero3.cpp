@@ -48,6 +48,11 @@ nn::UnitHooks Zero3::hooks(bool last) {
   return h;
 }
 
+void Zero3::update() {
+  note("Adam(slice)", -1);
+  opt_->step();  // TUTORIAL: each rank updates its shard; nothing to gather until the next forward
+}
+
 void Zero3::progress() {
   for (InFlight& f : gathers_) poll(f);
   Zero2::progress();
