@@ -62,8 +62,8 @@ struct Param {
   std::string name;  ///< CONTRACT name
   Tensor value;      ///< the weights (this rank's block of them)
   Tensor grad;       ///< d loss / d value; backward passes ACCUMULATE into it
-  Shape full;        ///< the whole parameter's shape (value's own shape when not sharded)
-  Shape start;       ///< where value starts inside the full tensor, per dimension
+  Shape full{};      ///< the whole parameter's shape (value's own shape when not sharded)
+  Shape start{};     ///< where value starts inside the full tensor, per dimension
   unsigned sum_axes = kSumDp | kSumSp | kSumEp;  ///< SumAxes its gradient is summed over
   /// True when this rank holds only a block of the parameter.
   bool sharded() const { return full != value.shape(); }
