@@ -13,7 +13,7 @@
 ///   saves are handles, so the caller must not overwrite them before the backward.
 /// - The one-argument forward(x)/backward(dy) run one pass over the layer's own Saved: what a
 ///   test or a step file needs. The decoder passes a Saved per (chunk, microbatch) instead.
-/// - Shapes follow CONTRACT §1; [N, C] means N = B*T rows.
+/// - Shapes as in the reference model (chapter 01's README); [N, C] means N = B*T rows.
 #pragma once
 
 #include <memory>
