@@ -240,17 +240,11 @@ void Decoder::backward(const UnitHooks& hooks) {
   whole().backward(*whole_, Tensor(), hooks);
 }
 
-void Decoder::set_capacity_factor(double cf) {
-  for (DecoderLayer& layer : whole().layers())
-    if (layer.moe()) layer.moe()->set_capacity_factor(cf);
-}
-
 Tensor Decoder::generate(const Tensor& prompt, int new_tokens, bool use_cache) {
   FIVEFOLD_CHECK(prompt.ndim() == 2 && prompt.dtype() == DType::i32 && prompt.dim(1) >= 1, "generate: prompt ",
                  prompt.str(), " must be int32 [B, P] with P >= 1");
   const std::int64_t B = prompt.dim(0), P = prompt.dim(1), total = P + new_tokens;
   Chunk& c = whole();
-  set_capacity_factor(0.0);
   const Tensor hprompt = prompt.to(Device::host);
   std::vector<std::int32_t> seq(B * total, 0);
   for (std::int64_t b = 0; b < B; ++b)
@@ -274,6 +268,7 @@ Tensor Decoder::generate(const Tensor& prompt, int new_tokens, bool use_cache) {
     gen->pass.pos = positions(*ops_, start, n);
     gen->pass.start = start;
     gen->pass.caches = use_cache ? &caches : nullptr;
+    gen->pass.dropless = true;  // TUTORIAL: MoE layers route every token while generating
     const Tensor& logits = c.forward(*gen, Tensor());
     const std::vector<std::int32_t> next = c.head().argmax(logits, n - 1);
     for (std::int64_t b = 0; b < B; ++b) seq[b * total + cur] = next[b];
@@ -281,7 +276,6 @@ Tensor Decoder::generate(const Tensor& prompt, int new_tokens, bool use_cache) {
   }
   gen->pass.caches = nullptr;  // the caches end here
   c.set_observer(seen_);
-  set_capacity_factor(cfg_.capacity_factor);
   return Tensor::from_vector(seq, {B, total});
 }
 

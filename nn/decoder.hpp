@@ -219,7 +219,6 @@ class Decoder {
  private:
   Chunk& whole();
   const ChunkActs& last_pass() const;
-  void set_capacity_factor(double cf);
   Ops* ops_;
   ModelConfig cfg_;
   ParamRegistry* registry_;

@@ -131,7 +131,8 @@ const Tensor& MoeLayer::forward(Acts& a, const Tensor& x, const Pass& pass, KvCa
   ensure(*ops_, s.probs, {N, E});
   linear_forward(*ops_, s.logits, x, w_router_);  // [N, E]
   ops_->softmax_rows(s.probs, s.logits);
-  s.routing = route_tokens(s.probs.to_vector(), T, static_cast<int>(E), topk_, capacity_factor_, aux_coef_);
+  const double cf = pass.dropless ? 0.0 : capacity_factor_;
+  s.routing = route_tokens(s.probs.to_vector(), T, static_cast<int>(E), topk_, cf, aux_coef_);
   const Routing& r = s.routing;
   // One upload of every expert's token list and gates, concatenated; expert e owns rows
   // [offset_e, offset_e + n_e) of the concatenation.

@@ -99,7 +99,7 @@ class MoeLayer : public Block {
   double aux_loss() const { return last_ ? last_->routing.aux_loss : 0.0; }
   /// The routing of the last forward (on whichever Saved it ran; valid while that Saved lives).
   const Routing& routing() const { return last_ ? last_->routing : own_.routing; }
-  /// Overrides the capacity factor (generation uses 0: dropless, see Decoder::generate).
+  /// Overrides the capacity factor (a pass with Pass::dropless routes dropless whatever it is).
   void set_capacity_factor(double cf) { capacity_factor_ = cf; }
 
  private:

@@ -57,6 +57,9 @@ struct Pass {
   std::vector<KvCache>* caches = nullptr;
   /// Generation: the position of the pass's first token (its tokens are start..start+T_l-1).
   std::int64_t start = 0;
+  /// Route every token (no expert capacity): generation, where a per-sequence capacity would
+  /// depend on how long the sequence has grown. Every MoE part honours it.
+  bool dropless = false;
 };
 
 /// A block of a decoder layer, [b, T_l, C] -> [b, T_l, C]: attention, or an MLP (dense, MoE).
