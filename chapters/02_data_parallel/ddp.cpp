@@ -38,12 +38,41 @@ bool post_ready_bucket(Communicator& comm, Tensor& grads, const std::vector<Buck
   return true;
 }
 
+bool PostedBuckets::post(Communicator& comm, Tensor& grads, const std::vector<Bucket>& buckets, int u) {
+  if (!post_ready_bucket(comm, grads, buckets, u, requests_)) return false;
+  posted_us_.push_back(Tracer::instance().now_us());
+  done_.push_back(false);
+  return true;
+}
+
+void PostedBuckets::poll(bool wait, const Done& done) {
+  // TUTORIAL: MPI moves a non-blocking collective forward only inside MPI calls (no progress
+  // thread), so the posted buckets are tested between units: each test() is such a call.
+  for (std::size_t b = 0; b < requests_.size(); ++b) {
+    if (done_[b]) continue;
+    if (wait) {
+      requests_[b]->wait();  // TUTORIAL: the exposed part: communication the backward did not hide
+    } else if (!requests_[b]->test()) {
+      continue;
+    }
+    done_[b] = true;
+    done(b, posted_us_[b]);
+  }
+}
+
+void PostedBuckets::clear() {
+  for (bool d : done_) FIVEFOLD_CHECK(d, "PostedBuckets: a bucket's all-reduce is still in flight");
+  requests_.clear();
+  posted_us_.clear();
+  done_.clear();
+}
+
 nn::UnitHooks Ddp::hooks(bool last) {
   nn::UnitHooks h;
   if (!last) return h;  // an earlier microbatch: its gradients only accumulate in grads_
   h.before_forward = [this](int u) { note("fwd", u); };
   h.before_backward = [this](int u) {
-    progress();
+    poll(false);
     note("bwd", u);
   };
   h.after_backward = [this](int u) {
@@ -51,24 +80,14 @@ nn::UnitHooks Ddp::hooks(bool last) {
     weigh(g);
     if (!dc_.overlap || buckets_.empty()) return;
     TraceSpan span("post iall_reduce", "comm");
-    if (post_ready_bucket(*comm_, grads_, buckets_, u, pending_)) {
-      posted_us_.push_back(Tracer::instance().now_us());
-      done_.push_back(false);
-      note("post AR(bucket " + std::to_string(pending_.size() - 1) + ")", -1);
-    }
-    progress();
+    if (posted_.post(*comm_, grads_, buckets_, u)) note("post AR(bucket " + std::to_string(posted_.posted() - 1) + ")", -1);
+    poll(false);
   };
   return h;
 }
 
-void Ddp::progress() {
-  // TUTORIAL: MPI moves a non-blocking collective forward only inside MPI calls (no progress
-  // thread), so we test the pending requests between units: each test() is such a call.
-  for (std::size_t i = 0; i < pending_.size(); ++i) {
-    if (done_[i] || !pending_[i]->test()) continue;
-    done_[i] = true;
-    completed("iall_reduce bucket " + std::to_string(i), posted_us_[i]);
-  }
+void Ddp::poll(bool wait) {
+  posted_.poll(wait, [this](std::size_t b, double posted_us) { completed("iall_reduce bucket " + std::to_string(b), posted_us); });
 }
 
 void Ddp::finish() {
@@ -92,19 +111,12 @@ void Ddp::finish() {
     }
     return;
   }
-  FIVEFOLD_CHECK(pending_.size() == buckets_.size(), "Ddp: ", pending_.size(), " of ", buckets_.size(),
+  FIVEFOLD_CHECK(posted_.posted() == buckets_.size(), "Ddp: ", posted_.posted(), " of ", buckets_.size(),
                  " buckets were posted during the backward");
   TraceSpan span("wait for buckets", "comm");
   note("wait(buckets)", -1);
-  for (std::size_t i = 0; i < pending_.size(); ++i) {
-    if (done_[i]) continue;
-    pending_[i]->wait();  // TUTORIAL: the exposed part: communication the backward did not hide
-    done_[i] = true;
-    completed("iall_reduce bucket " + std::to_string(i), posted_us_[i]);
-  }
-  pending_.clear();
-  posted_us_.clear();
-  done_.clear();
+  poll(true);
+  posted_.clear();
 }
 
 void Ddp::update() {

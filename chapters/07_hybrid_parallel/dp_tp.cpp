@@ -51,10 +51,7 @@ ShardDdp::ShardDdp(Ops& ops, Communicator& dp, nn::ParamRegistry& params, std::v
 }
 
 void ShardDdp::zero_grad() {
-  ++calls_;
-  pending_.clear();
-  posted_us_.clear();
-  done_.clear();
+  ++calls_;  // the first call of a step: the schedule is recorded in the first step
   params_->zero_grad();
 }
 
@@ -80,30 +77,18 @@ void ShardDdp::unit_done(int u) {
   // Every rank posts its buckets at the same point between the same TP all-reduces, so the two
   // communicators see their calls in one order everywhere (NCCL needs that: a dp kernel waiting
   // on its stream beside a tp kernel must not wait for a rank that launched them the other way).
-  if (dc_.overlap && ch02::post_ready_bucket(*dp_, grads_, buckets_, u, pending_)) {
-    posted_us_.push_back(Tracer::instance().now_us());
-    done_.push_back(false);
-    if (calls_ == 1) schedule_.push_back("post AR(bucket " + std::to_string(pending_.size() - 1) + ")");
-  }
+  if (dc_.overlap && posted_.post(*dp_, grads_, buckets_, u) && calls_ == 1)
+    schedule_.push_back("post AR(bucket " + std::to_string(posted_.posted() - 1) + ")");
   poll(false);
 }
 
 void ShardDdp::poll(bool wait) {
-  // MPI moves a non-blocking collective only inside MPI calls, so the posted buckets are tested
-  // between units (they progress even where tp is 1); each one's life, from post to observed
-  // completion, goes into the trace on lane 1, where it shows beside the TP backward.
-  for (std::size_t b = 0; b < pending_.size(); ++b) {
-    if (done_[b]) continue;
-    if (wait) {
-      pending_[b]->wait();
-    } else if (!pending_[b]->test()) {
-      continue;
-    }
-    done_[b] = true;
+  // The posted buckets are tested between units (they progress even where tp is 1); each one's
+  // life, from post to observed completion, goes into the trace on lane 1, beside the TP backward.
+  posted_.poll(wait, [](std::size_t b, double posted_us) {
     const double end = Tracer::instance().now_us();
-    Tracer::instance().add(
-        TraceEvent{"dp iall_reduce bucket " + std::to_string(b), "comm", posted_us_[b], end - posted_us_[b], 1});
-  }
+    Tracer::instance().add(TraceEvent{"dp iall_reduce bucket " + std::to_string(b), "comm", posted_us, end - posted_us, 1});
+  });
 }
 
 void ShardDdp::finish() {
@@ -119,8 +104,9 @@ void ShardDdp::finish() {
       }
     }
   }
-  FIVEFOLD_CHECK(!dc_.overlap || pending_.size() == buckets_.size(), "ShardDdp: ", pending_.size(), " of ",
+  FIVEFOLD_CHECK(!dc_.overlap || posted_.posted() == buckets_.size(), "ShardDdp: ", posted_.posted(), " of ",
                  buckets_.size(), " buckets posted: a unit's backward was not observed");
+  posted_.clear();
   // Unpack: every shard gradient is now the global-batch gradient of that shard.
   for (int u = 0; u < layout_.num_units(); ++u) {
     std::int64_t at = layout_.offset(u);

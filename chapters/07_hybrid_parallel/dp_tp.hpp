@@ -35,6 +35,7 @@
 
 #include "backends/communicator.hpp"
 #include "backends/ops.hpp"
+#include "chapters/02_data_parallel/ddp.hpp"
 #include "chapters/02_data_parallel/dp_trainer.hpp"
 #include "chapters/03_tensor_parallel/tp_model.hpp"
 #include "nn/adamw.hpp"
@@ -98,9 +99,7 @@ class ShardDdp : public nn::Synchroniser {
   std::vector<std::vector<nn::Param*>> unit_params_;  // unit u's parameters, in layout order
   nn::ParamRegistry* params_;
   Tensor grads_;                                      // [padded]: packed, weighted gradients
-  std::vector<std::unique_ptr<Request>> pending_;     // this step's posted buckets
-  std::vector<double> posted_us_;                     // ... when each was posted (trace clock)
-  std::vector<bool> done_;                            // ... whether its completion was seen
+  ch02::PostedBuckets posted_;                        // this step's bucket all-reduces in flight
   nn::AdamW opt_;
   float weight_ = 1.0f;
   int calls_ = 0;
