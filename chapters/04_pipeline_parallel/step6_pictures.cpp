@@ -1,0 +1,49 @@
+// SPDX-License-Identifier: MIT
+// Step 6: the schedules as pictures, and their idle time: measured, replayed, closed form.
+#include "chapters/04_pipeline_parallel/steps.hpp"
+
+namespace fivefold::ch04 {
+
+void step6_pictures(Context& ctx, Lab& lab) {
+  const ModelConfig& cfg = lab.o.cfg;
+  const int p = pp_group(ctx, lab).size(), m = lab.o.microbatches, v = lab.o.virtual_stages;
+  ctx.narrator.say("The closed forms assume every stage takes the same time. Ours do not: stage 0 also embeds and the "
+                   "last stage runs the final norm, lm_head and loss. Below, for each schedule: the idle share of the "
+                   "step each rank measured in the last training step (1 - its busy time / the step's span, "
+                   "messages included), the same schedule replayed on paper with the measured time of every one of "
+                   "its passes (messages free), and the closed form.");
+  Table t{"Idle share of the step per rank: measured | replayed with measured pass times | closed form",
+          {"schedule", "rank", "busy (ms)", "measured", "replayed", "closed form"},
+          {}};
+  for (ScheduleKind k : {ScheduleKind::gpipe, ScheduleKind::one_f_one_b, ScheduleKind::interleaved, ScheduleKind::zb_h1}) {
+    const int kv = k == ScheduleKind::interleaved ? v : 1;
+    if (!wants(lab, k) || !check_layout(k, cfg.layers, p, m, kv, cfg.batch).empty()) continue;
+    const std::string name = schedule_name(k);
+    if (!lab.runs.count(name)) show_timeline(ctx, train(ctx, lab, k, m, kv, false));
+    const TrainRun& run = lab.runs.at(name);
+    const auto events = gather_events(ctx, run.last);
+    double span = 0.0;
+    std::map<std::tuple<int, char, int, int>, double> took;  // (rank, kind, mb, vstage) -> seconds
+    for (int q = 0; q < p; ++q)
+      for (const PassEvent& e : events[q]) {
+        span = std::max(span, e.end);
+        took[{q, e.a.kind, e.a.mb, e.a.vstage}] = e.end - e.start;
+      }
+    const Replay rp = replay(run.schedule, [&](int q, const Action& a) { return took.at({q, a.kind, a.mb, a.vstage}); });
+    const double closed = bubble_formula(k, p, m, kv);
+    for (int q = 0; q < p; ++q) {
+      double busy = 0.0;
+      for (const PassEvent& e : events[q]) busy += e.end - e.start;
+      t.add({name, std::to_string(q), fmt("%.2f", 1e3 * busy), fmt("%.3f", span > 0 ? 1.0 - busy / span : 0.0),
+             fmt("%.3f", rp.idle_share(q)),
+             k == ScheduleKind::zb_h1 && m < p ? std::string("n/a") : fmt("%.3f", closed)});
+    }
+  }
+  ctx.show(t);
+  ctx.narrator.say("Where replayed and closed form differ, the stages are unequal (the end stages' extra work shows as "
+                   "idle time on the others); where measured exceeds replayed, the messages and the ranks sharing "
+                   "cores cost time the replay does not count. --trace shows the same passes as spans (category "
+                   "\"pipeline\") with the layers inside them.");
+}
+
+}  // namespace fivefold::ch04
