@@ -110,6 +110,10 @@ nlohmann::json Summary::to_json() const {
   }
   j["memory"] = {{"param_bytes_per_rank", param_bytes_per_rank}, {"peak_bytes_per_rank", peak_bytes_per_rank}};
   j["time_s"] = number(time_s);
+  for (const auto& [key, value] : sections.items()) {
+    FIVEFOLD_CHECK(!j.contains(key), "Summary: section \"", key, "\" would overwrite a common key; rename it");
+    j[key] = value;
+  }
   return j;
 }
 

@@ -52,6 +52,9 @@ struct Summary {
   std::vector<std::int64_t> param_bytes_per_rank;  ///< memory (chapters that hold a model)
   std::vector<std::int64_t> peak_bytes_per_rank;   ///< memory (chapters that hold a model)
   double time_s = 0;                   ///< wall time of the run
+  /// A chapter's own sections, each written as a top-level key of the summary next to the
+  /// common ones (e.g. chapter 04's "pipeline": bubbles and peak activations per schedule).
+  nlohmann::json sections = nlohmann::json::object();
 
   /// True when every check passed and every comm entry matches its prediction.
   bool all_passed() const;

@@ -31,9 +31,13 @@ void step6_pictures(Context& ctx, Lab& lab) {
       }
     const Replay rp = replay(run.schedule, [&](int q, const Action& a) { return took.at({q, a.kind, a.mb, a.vstage}); });
     const double closed = bubble_formula(k, p, m, kv);
+    nlohmann::json& bubble = ctx.summary.sections["pipeline"][name]["bubble"];
+    bubble["measured_per_rank"] = bubble["replayed_per_rank"] = nlohmann::json::array();
     for (int q = 0; q < p; ++q) {
       double busy = 0.0;
       for (const PassEvent& e : events[q]) busy += e.end - e.start;
+      bubble["measured_per_rank"].push_back(span > 0 ? 1.0 - busy / span : 0.0);
+      bubble["replayed_per_rank"].push_back(rp.idle_share(q));
       t.add({name, std::to_string(q), fmt("%.2f", 1e3 * busy), fmt("%.3f", span > 0 ? 1.0 - busy / span : 0.0),
              fmt("%.3f", rp.idle_share(q)),
              k == ScheduleKind::zb_h1 && m < p ? std::string("n/a") : fmt("%.3f", closed)});

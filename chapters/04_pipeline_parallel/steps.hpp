@@ -41,6 +41,7 @@ struct SerialRun {
 
 /// What one pipelined training run produced on this rank.
 struct TrainRun {
+  std::string name;                   ///< "1f1b", "gpipe (one batch)", ...: its key in Lab::runs and the summary
   Schedule schedule;                  ///< the schedule it ran
   std::vector<float> losses;          ///< loss of each step
   StepRecord last;                    ///< the last step's passes, peak activations, time

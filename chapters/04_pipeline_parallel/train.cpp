@@ -61,6 +61,42 @@ std::map<std::string, Tensor> all_params(Communicator& pp, Ops& ops, PipelineSta
   return out;
 }
 
+/// The run's section of the summary ("pipeline" -> schedule name): per rank its peak passes
+/// (measured, formula), peak activation bytes, and what it sent per route (counted, layout).
+/// Sets the summary's memory to this run's (parameters, peak activation bytes per rank).
+void record_json(Context& ctx, const std::string& name, const TrainRun& run, const std::map<Route, OpCount>& want,
+                 int peak_want, std::int64_t param_bytes) {
+  nlohmann::json mine = {{"peak_passes", run.last.peak_passes},
+                         {"peak_passes_formula", peak_want},
+                         {"peak_activation_bytes", run.last.peak_bytes},
+                         {"param_bytes", param_bytes},
+                         {"p2p", nlohmann::json::array()}};
+  for (const auto& [route, c] : want) {
+    const OpCount got = run.sent.count(route) ? run.sent.at(route) : OpCount{};
+    mine["p2p"].push_back({{"from", std::get<0>(route)},
+                           {"to", std::get<1>(route)},
+                           {"kind", std::get<2>(route) == 'F' ? "activations" : "gradients"},
+                           {"calls", got.calls},
+                           {"payload_bytes", got.payload_bytes},
+                           {"predicted_calls", c.calls},
+                           {"predicted_payload_bytes", c.payload_bytes}});
+  }
+  nlohmann::json& sec = ctx.summary.sections["pipeline"][name];
+  sec["schedule"] = schedule_name(run.schedule.kind);
+  sec["p"] = run.schedule.p;
+  sec["m"] = run.schedule.m;
+  sec["v"] = run.schedule.v;
+  sec["ranks"] = nlohmann::json::array();
+  ctx.summary.param_bytes_per_rank.clear();
+  ctx.summary.peak_bytes_per_rank.clear();
+  for (const std::string& s : ctx.gather(mine.dump())) {
+    const nlohmann::json j = nlohmann::json::parse(s);
+    ctx.summary.param_bytes_per_rank.push_back(j["param_bytes"].get<std::int64_t>());
+    ctx.summary.peak_bytes_per_rank.push_back(j["peak_activation_bytes"].get<std::int64_t>());
+    sec["ranks"].push_back(j);
+  }
+}
+
 }  // namespace
 
 TrainRun& train(Context& ctx, Lab& lab, ScheduleKind kind, int m, int v, bool dump) {
@@ -71,6 +107,7 @@ TrainRun& train(Context& ctx, Lab& lab, ScheduleKind kind, int m, int v, bool du
   TrainRun run;
   run.schedule = make_schedule(kind, p, m, v);
   const std::string name = schedule_name(kind) + (m == 1 ? " (one batch)" : "");
+  run.name = name;
   PipelineStage stage(ctx.ops, cfg, p, v, r);
   StageLink link(pp, ctx.ops);
   PipelineRunner runner(stage, link, run.schedule);
@@ -140,6 +177,7 @@ TrainRun& train(Context& ctx, Lab& lab, ScheduleKind kind, int m, int v, bool du
   // Peak activations: passes held at once, measured in the run vs the formula.
   const int peak_want = peak_passes_formula(kind, p, m, v, r);
   ctx.check(exact(name + ": peak passes holding activations == formula", run.last.peak_passes, peak_want));
+  record_json(ctx, name, run, want, peak_want, stage.params().numel() * 4);
   ctx.say_ranks("held at most " + std::to_string(run.last.peak_passes) + " passes' activations (formula " +
                 std::to_string(peak_want) + "), " + human_bytes(static_cast<double>(run.last.peak_bytes)) +
                 " of tensors; one forward pass keeps " + human_bytes(static_cast<double>(run.last.first_pass_bytes)));
@@ -162,6 +200,10 @@ void show_timeline(Context& ctx, const TrainRun& run) {
   ctx.narrator.say(text);
   const double formula = bubble_formula(ran.kind, ran.p, ran.m, ran.v);
   const bool closed = !(ran.kind == ScheduleKind::zb_h1 && ran.m < ran.p);
+  nlohmann::json& bubble = ctx.summary.sections["pipeline"][run.name]["bubble"];
+  bubble["closed_form"] = closed ? nlohmann::json(formula) : nlohmann::json();
+  bubble["unit_replay_per_rank"] = nlohmann::json::array();
+  for (int q = 0; q < ran.p; ++q) bubble["unit_replay_per_rank"].push_back(units.idle_share(q));
   ctx.narrator.say("Bubble at unit times: " + fmt("%.4f", units.idle_share(0)) + " of the step on every rank; closed form " +
                    (closed ? fmt("%.4f", formula) : std::string("n/a (ZB-H1's closed form needs m >= p)")) + ".");
   if (closed) {

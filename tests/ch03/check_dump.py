@@ -1,10 +1,10 @@
 # SPDX-License-Identifier: MIT
-"""Checks a ch03_tensor_parallel --dump (CONTRACT §3): every file there with the full, unsharded
-shape that config.json implies; and, given a second directory written by ch01_reference_model
-for the same run, that the tensor-parallel run equals the serial one (inputs and initial
+"""Checks a parallel chapter's --dump (ch03_tensor_parallel, ch04_pipeline_parallel):
+every file there with the full, unsharded shape that config.json implies; and, given a second
+directory written by ch01_reference_model for the same run, that the parallel run equals the serial one (inputs and initial
 parameters exactly; logits, loss and gradients to 1e-5 and final parameters to 1e-4 relative L2).
 
-Usage: check_dump.py TP_DUMP [SERIAL_DUMP]     (exit 77 = skipped: no NumPy)
+Usage: check_dump.py DUMP [SERIAL_DUMP]     (exit 77 = skipped: no NumPy)
 """
 import json
 import os
@@ -44,7 +44,8 @@ def main():
     d = sys.argv[1]
     ref = sys.argv[2] if len(sys.argv) > 2 and sys.argv[2] else None
     c = json.load(open(os.path.join(d, "config.json")))
-    assert c["tp"] >= 1 and c["data"] in ("stream", "fixed"), c
+    degrees = {k: c[k] for k in ("tp", "pp", "dp", "sp", "ep") if k in c}  # the layout's parallel degrees
+    assert degrees and all(v >= 1 for v in degrees.values()) and c["data"] in ("stream", "fixed"), c
     B, T, V, steps = c["batch"], c["seq"], c["vocab"], c["steps"]
     load = lambda *p: np.load(os.path.join(d, *p))
     assert load("inputs.npy").shape == (B, T) and load("inputs.npy").dtype == np.int32
@@ -55,7 +56,8 @@ def main():
         for sub in ("params", "grads", "final"):
             a = load(sub, name + ".npy")
             assert a.shape == shape and a.dtype == np.float32, (sub, name, a.shape, shape)
-    print("%s: every file present with its full shape (tp %d)" % (d, c["tp"]))
+    layout = ", ".join("%s %d" % kv for kv in degrees.items())
+    print("%s: every file present with its full shape (%s)" % (d, layout))
     if ref is None:
         return 0
     rload = lambda *p: np.load(os.path.join(ref, *p))
