@@ -5,18 +5,16 @@
 namespace fivefold::ch04 {
 
 void step2_gpipe(Context& ctx, Lab& lab) {
-  if (!wants(lab, ScheduleKind::gpipe)) return ctx.narrator.say("(skipped: --schedule " + lab.o.schedule + ")");
-  const int p = pp_group(ctx, lab).size(), m = lab.o.microbatches;
-  ctx.narrator.say("The batch of " + std::to_string(lab.o.cfg.batch) + " sequences is cut into m = " +
-                   std::to_string(m) + " microbatches of " + std::to_string(lab.o.cfg.batch / m) +
-                   ". Every stage runs the m forwards, then the m backwards; each microbatch's gradients ADD UP in the "
-                   "parameters' gradients, scaled so that their sum is the mean over the whole batch; the optimizer "
-                   "steps once, after the last. Stage s starts s units late and ends p-1-s units early: the bubble is "
-                   "(p-1)/(m+p-1) of the step. Every stage holds the activations of all m microbatches before its "
-                   "first backward.");
-  TrainRun& run = train(ctx, lab, ScheduleKind::gpipe, m, 1, dump_schedule(lab) == ScheduleKind::gpipe &&
-                                                                  !ctx.options.dump.empty());
-  show_timeline(ctx, run);
+  const int p = pp_group(ctx, lab).size(), m = lab.o.microbatches, b = lab.o.cfg.batch / m;
+  if (!schedule_step(ctx, lab, ScheduleKind::gpipe, 1,
+                     "The batch of " + std::to_string(lab.o.cfg.batch) + " sequences is cut into m = " +
+                         std::to_string(m) + " microbatches of " + std::to_string(b) +
+                         ". Every stage runs the m forwards, then the m backwards; each microbatch's gradients ADD UP "
+                         "in the parameters' gradients, scaled so that their sum is the mean over the whole batch; the "
+                         "optimizer steps once, after the last. Stage s starts s units late and ends p-1-s units early: "
+                         "the bubble is (p-1)/(m+p-1) of the step. Every stage holds the activations of all m "
+                         "microbatches before its first backward."))
+    return;
   ctx.narrator.say("Bubble (p-1)/(m+p-1) = " + std::to_string(p - 1) + "/" + std::to_string(m + p - 1) + " = " +
                    fmt("%.3f", bubble_formula(ScheduleKind::gpipe, p, m, 1)) +
                    "; activations held: m = " + std::to_string(m) + " microbatches on every stage.");

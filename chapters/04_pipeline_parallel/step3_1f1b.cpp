@@ -5,15 +5,13 @@
 namespace fivefold::ch04 {
 
 void step3_1f1b(Context& ctx, Lab& lab) {
-  if (!wants(lab, ScheduleKind::one_f_one_b)) return ctx.narrator.say("(skipped: --schedule " + lab.o.schedule + ")");
   const int p = pp_group(ctx, lab).size(), m = lab.o.microbatches;
-  ctx.narrator.say("1F1B: stage s runs min(p-1-s, m) forwards (warm-up), then alternates one forward and one "
-                   "backward (steady state), then runs the backwards left (cool-down). A microbatch's activations "
-                   "leave as soon as its backward ran, so stage s holds at most min(p-s, m) of them instead of m; "
-                   "the idle time is the same as GPipe's: (p-1)/(m+p-1).");
-  TrainRun& run = train(ctx, lab, ScheduleKind::one_f_one_b, m, 1,
-                        dump_schedule(lab) == ScheduleKind::one_f_one_b && !ctx.options.dump.empty());
-  show_timeline(ctx, run);
+  if (!schedule_step(ctx, lab, ScheduleKind::one_f_one_b, 1,
+                     "1F1B: stage s runs min(p-1-s, m) forwards (warm-up), then alternates one forward and one "
+                     "backward (steady state), then runs the backwards left (cool-down). A microbatch's activations "
+                     "leave as soon as its backward ran, so stage s holds at most min(p-s, m) of them instead of m; "
+                     "the idle time is the same as GPipe's: (p-1)/(m+p-1)."))
+    return;
   ctx.narrator.say("Stage 0 holds min(p, m) = " + std::to_string(std::min(p, m)) + " microbatches, stage " +
                    std::to_string(p - 1) + " holds 1 (GPipe: " + std::to_string(m) + " each).");
 }

@@ -5,16 +5,14 @@
 namespace fivefold::ch04 {
 
 void step5_zero_bubble(Context& ctx, Lab& lab) {
-  if (!wants(lab, ScheduleKind::zb_h1)) return ctx.narrator.say("(skipped: --schedule " + lab.o.schedule + ")");
   const int p = pp_group(ctx, lab).size(), m = lab.o.microbatches;
-  ctx.narrator.say("Zero bubble (ZB-H1): a backward is two passes. B computes d loss / d input, which the previous "
-                   "stage waits for; W computes the weight gradients, which nobody waits for. Stage s runs 1F1B's "
-                   "order but keeps s W's back and runs them in its cool-down, where 1F1B idles. With equal F, B and "
-                   "W times the bubble drops from (p-1)/(m+p-1) to (p-1)/(3m+p-1); the deferred W's keep their "
-                   "activations, so every stage holds min(p, m) microbatches, 1F1B's stage 0.");
-  TrainRun& run = train(ctx, lab, ScheduleKind::zb_h1, m, 1,
-                        dump_schedule(lab) == ScheduleKind::zb_h1 && !ctx.options.dump.empty());
-  show_timeline(ctx, run);
+  if (!schedule_step(ctx, lab, ScheduleKind::zb_h1, 1,
+                     "Zero bubble (ZB-H1): a backward is two passes. B computes d loss / d input, which the previous "
+                     "stage waits for; W computes the weight gradients, which nobody waits for. Stage s runs 1F1B's "
+                     "order but keeps s W's back and runs them in its cool-down, where 1F1B idles. With equal F, B "
+                     "and W times the bubble drops from (p-1)/(m+p-1) to (p-1)/(3m+p-1) (for m >= p); the deferred "
+                     "W's keep their activations, so every stage holds min(p, m) microbatches, 1F1B's stage 0."))
+    return;
   ctx.narrator.say("ZB-H1 with p = " + std::to_string(p) + ", m = " + std::to_string(m) + ": " +
                    fmt("%.3f", bubble_formula(ScheduleKind::zb_h1, p, m, 1)) + " vs 1F1B's " +
                    fmt("%.3f", bubble_formula(ScheduleKind::one_f_one_b, p, m, 1)) +

@@ -74,6 +74,11 @@ bool wants(const Lab& lab, ScheduleKind k);
 /// for bit against the first run with the same m, the p2p traffic per pair against the layout,
 /// the peak activations against the formula. Writes --dump when @p dump. Stores the run.
 TrainRun& train(Context& ctx, Lab& lab, ScheduleKind kind, int m, int v, bool dump);
+/// Steps 2-5: unless --schedule names another schedule or the layout cannot take @p kind
+/// (then a line says why and nullptr is returned), narrates @p idea, trains with @p kind over
+/// --microbatches (@p v chunks per rank; --dump when it is the dump's schedule) and shows the
+/// run's timeline.
+TrainRun* schedule_step(Context& ctx, Lab& lab, ScheduleKind kind, int v, const std::string& idea);
 /// The run's timeline (built from the order its passes ran in), unit bubble vs the closed form.
 void show_timeline(Context& ctx, const TrainRun& run);
 /// Every rank's passes of the run's last step, gathered (collective): per rank, in order.

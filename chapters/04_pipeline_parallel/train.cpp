@@ -184,6 +184,23 @@ TrainRun& train(Context& ctx, Lab& lab, ScheduleKind kind, int m, int v, bool du
   return lab.runs[name] = std::move(run);
 }
 
+TrainRun* schedule_step(Context& ctx, Lab& lab, ScheduleKind kind, int v, const std::string& idea) {
+  if (!wants(lab, kind)) {
+    ctx.narrator.say("(skipped: --schedule " + lab.o.schedule + ")");
+    return nullptr;
+  }
+  const ModelConfig& cfg = lab.o.cfg;
+  const std::string bad = check_layout(kind, cfg.layers, pp_group(ctx, lab).size(), lab.o.microbatches, v, cfg.batch);
+  if (!bad.empty()) {
+    ctx.narrator.say("(skipped at this layout: " + bad + ")");
+    return nullptr;
+  }
+  ctx.narrator.say(idea);
+  TrainRun& run = train(ctx, lab, kind, lab.o.microbatches, v, dump_schedule(lab) == kind && !ctx.options.dump.empty());
+  show_timeline(ctx, run);
+  return &run;
+}
+
 void show_timeline(Context& ctx, const TrainRun& run) {
   const std::vector<std::vector<PassEvent>> events = gather_events(ctx, run.last);
   Schedule ran = run.schedule;  // the orders the ranks really ran, not the ones they were given
