@@ -76,8 +76,10 @@ int main(int argc, char** argv) {
     using ch04::ScheduleKind;
     const ScheduleKind k = o.schedule.empty() ? ScheduleKind::gpipe : ch04::parse_schedule(o.schedule);
     const bool inter = k == ScheduleKind::interleaved || (o.schedule.empty() && o.v_given);
+    // An explicit --virtual-stages with another --schedule is refused (check_layout names it).
+    const int v = inter || (o.v_given && !o.schedule.empty()) ? o.virtual_stages : 1;
     const std::string bad = ch04::check_layout(inter ? ScheduleKind::interleaved : k, o.cfg.layers, o.pp,
-                                               o.microbatches, inter ? o.virtual_stages : 1, o.cfg.batch);
+                                               o.microbatches, v, o.cfg.batch);
     FIVEFOLD_USAGE_CHECK(bad.empty(), bad);
     FIVEFOLD_USAGE_CHECK(o.prompt <= o.cfg.seq, "--prompt ", o.prompt, " is longer than --seq ", o.cfg.seq,
                          "; pass --prompt <= --seq");

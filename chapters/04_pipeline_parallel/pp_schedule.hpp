@@ -39,6 +39,7 @@ struct Action {
   char kind = 'F';  ///< 'F', 'B' or 'W'
   int mb = 0;       ///< microbatch 0..m-1
   int vstage = 0;   ///< virtual stage 0..v*p-1: chunk c of rank r is virtual stage c*p + r
+  /// Same kind, microbatch and virtual stage.
   bool operator==(const Action& o) const { return kind == o.kind && mb == o.mb && vstage == o.vstage; }
 };
 

@@ -11,8 +11,9 @@ void step2_gpipe(Context& ctx, Lab& lab) {
                          std::to_string(m) + " microbatches of " + std::to_string(b) +
                          ". Every stage runs the m forwards, then the m backwards; each microbatch's gradients ADD UP "
                          "in the parameters' gradients, scaled so that their sum is the mean over the whole batch; the "
-                         "optimizer steps once, after the last. Stage s starts s units late and ends p-1-s units early: "
-                         "the bubble is (p-1)/(m+p-1) of the step. Every stage holds the activations of all m "
+                         "optimizer steps once, after the last. Each stage idles p-1 forward times and p-1 backward times "
+                         "in all (stage s: s forwards' wait before its first forward, p-1-s forwards' and backwards' "
+                         "wait for its first gradient, s backwards' at the end): the bubble is (p-1)/(m+p-1) of the step. Every stage holds the activations of all m "
                          "microbatches before its first backward."))
     return;
   ctx.narrator.say("Bubble (p-1)/(m+p-1) = " + std::to_string(p - 1) + "/" + std::to_string(m + p - 1) + " = " +

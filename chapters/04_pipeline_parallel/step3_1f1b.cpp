@@ -12,8 +12,9 @@ void step3_1f1b(Context& ctx, Lab& lab) {
                      "leave as soon as its backward ran, so stage s holds at most min(p-s, m) of them instead of m; "
                      "the idle time is the same as GPipe's: (p-1)/(m+p-1)."))
     return;
-  ctx.narrator.say("Stage 0 holds min(p, m) = " + std::to_string(std::min(p, m)) + " microbatches, stage " +
-                   std::to_string(p - 1) + " holds 1 (GPipe: " + std::to_string(m) + " each).");
+  if (p > 1)
+    ctx.narrator.say("Stage 0 holds min(p, m) = " + std::to_string(std::min(p, m)) + " microbatch(es), stage " +
+                     std::to_string(p - 1) + " holds 1 (GPipe: " + std::to_string(m) + " on each stage).");
 }
 
 }  // namespace fivefold::ch04

@@ -13,10 +13,12 @@ void step5_zero_bubble(Context& ctx, Lab& lab) {
                      "and W times the bubble drops from (p-1)/(m+p-1) to (p-1)/(3m+p-1) (for m >= p); the deferred "
                      "W's keep their activations, so every stage holds min(p, m) microbatches, 1F1B's stage 0."))
     return;
-  ctx.narrator.say("ZB-H1 with p = " + std::to_string(p) + ", m = " + std::to_string(m) + ": " +
-                   fmt("%.3f", bubble_formula(ScheduleKind::zb_h1, p, m, 1)) + " vs 1F1B's " +
-                   fmt("%.3f", bubble_formula(ScheduleKind::one_f_one_b, p, m, 1)) +
-                   ". W runs after B here, so a gradient synchroniser that reduces a unit once its gradients are "
+  ctx.narrator.say((m >= p ? "ZB-H1 with p = " + std::to_string(p) + ", m = " + std::to_string(m) + ": " +
+                                  fmt("%.3f", bubble_formula(ScheduleKind::zb_h1, p, m, 1)) + " vs 1F1B's " +
+                                  fmt("%.3f", bubble_formula(ScheduleKind::one_f_one_b, p, m, 1)) + "."
+                            : std::string("With m < p too few W's exist to fill the cool-down: ZB-H1's closed form does not "
+                                          "apply (see the unit bubble above).")) +
+                   " W runs after B here, so a gradient synchroniser that reduces a unit once its gradients are "
                    "complete waits for the W (UnitHooks::after_backward fires after it).");
 }
 

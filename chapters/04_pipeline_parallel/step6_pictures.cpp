@@ -44,9 +44,11 @@ void step6_pictures(Context& ctx, Lab& lab) {
     }
   }
   ctx.show(t);
-  ctx.narrator.say("Where replayed and closed form differ, the stages are unequal (the end stages' extra work shows as "
-                   "idle time on the others); where measured exceeds replayed, the messages and the ranks sharing "
-                   "cores cost time the replay does not count. --trace shows the same passes as spans (category "
+  ctx.narrator.say("Where replayed and closed form differ, the passes are unequal: the end stages' extra work shows as "
+                   "idle time on the others, and a backward is not twice a forward (nor B equal to W, which ZB-H1's "
+                   "closed form assumes). Where measured exceeds replayed, time between passes is at work: waiting "
+                   "for messages and for a core (the ranks share them here; sharing also stretches the pass times "
+                   "themselves, which the replay does use). --trace shows the same passes as spans (category "
                    "\"pipeline\") with the layers inside them.");
 }
 

@@ -36,8 +36,10 @@ void step7_inference(Context& ctx, Lab& lab) {
           {}};
   double one = 0.0;
   Tensor tokens;
-  for (int q = 1; q <= R; q *= 2) {
-    if (R % q != 0) continue;
+  std::vector<int> in_flight;
+  for (int q = 1; q < R; q *= 2) in_flight.push_back(q);
+  in_flight.push_back(R);  // 1, 2, 4, ... and --requests itself
+  for (int q : in_flight) {
     pp.reset_counts();
     link.reset();
     GenerationTimes times;
@@ -76,9 +78,11 @@ void step7_inference(Context& ctx, Lab& lab) {
     ctx.narrator.say("Request 0: prompt + generated tokens: " + row);
   }
   ctx.narrator.say("With one request a token step takes the sum of the stage times plus p hops; with requests in "
-                   "flight the stages work on different requests at once, so tokens/s grows towards p times one "
-                   "request's (here the ranks share the machine's cores, which caps it). Each request still waits a "
-                   "whole trip per token: pipelining buys throughput, not latency.");
+                   "flight the stages work on different requests at once and the hops of one overlap the compute of "
+                   "another, so tokens/s grows with the requests until the busiest stage never waits (about p times "
+                   "one request's when compute dominates; more when, as here, hops and waiting for a shared core "
+                   "dominate). Each request still waits a whole trip per token: pipelining buys throughput, not "
+                   "latency.");
 }
 
 }  // namespace fivefold::ch04

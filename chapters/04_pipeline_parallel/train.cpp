@@ -129,7 +129,8 @@ TrainRun& train(Context& ctx, Lab& lab, ScheduleKind kind, int m, int v, bool du
   out.finish(run.losses);
 
   // Equal to serial, and bit for bit to the first schedule that ran the same microbatches.
-  ctx.check_losses("Loss per step: " + name + " vs serial", "pipeline", run.losses, ref.losses, 1e-5);
+  ctx.check_losses("Loss per step: " + name + " vs serial", "pipeline", run.losses, ref.losses, 1e-5,
+                   name + ": loss per step == serial");
   ctx.check(compare_params(name + ": parameters after " + std::to_string(cfg.steps) + " AdamW steps == serial",
                            stage.params(), ref.final, false, 1e-4));
   if (!lab.first_final.count(m)) {
@@ -178,7 +179,7 @@ TrainRun& train(Context& ctx, Lab& lab, ScheduleKind kind, int m, int v, bool du
   const int peak_want = peak_passes_formula(kind, p, m, v, r);
   ctx.check(exact(name + ": peak passes holding activations == formula", run.last.peak_passes, peak_want));
   record_json(ctx, name, run, want, peak_want, stage.params().numel() * 4);
-  ctx.say_ranks("held at most " + std::to_string(run.last.peak_passes) + " passes' activations (formula " +
+  ctx.say_ranks("passes holding activations at once: at most " + std::to_string(run.last.peak_passes) + " (formula " +
                 std::to_string(peak_want) + "), " + human_bytes(static_cast<double>(run.last.peak_bytes)) +
                 " of tensors; one forward pass keeps " + human_bytes(static_cast<double>(run.last.first_pass_bytes)));
   return lab.runs[name] = std::move(run);
