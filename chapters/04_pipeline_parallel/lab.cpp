@@ -60,6 +60,19 @@ ScheduleKind dump_schedule(const Lab& lab) {
   return lab.o.schedule.empty() ? ScheduleKind::one_f_one_b : parse_schedule(lab.o.schedule);
 }
 
+std::vector<double> measured_idle(const std::vector<std::vector<PassEvent>>& events) {
+  double span = 0.0;
+  for (const auto& rank_events : events)
+    for (const PassEvent& e : rank_events) span = std::max(span, e.end);
+  std::vector<double> idle;
+  for (const auto& rank_events : events) {
+    double busy = 0.0;
+    for (const PassEvent& e : rank_events) busy += e.end - e.start;
+    idle.push_back(span > 0 ? 1.0 - busy / span : 0.0);
+  }
+  return idle;
+}
+
 std::vector<std::vector<PassEvent>> gather_events(Context& ctx, const StepRecord& rec) {
   std::ostringstream line;
   line.precision(9);

@@ -75,7 +75,8 @@ int main(int argc, char** argv) {
     o.v_given = v_opt && v_opt->count() > 0;
     using ch04::ScheduleKind;
     const ScheduleKind k = o.schedule.empty() ? ScheduleKind::gpipe : ch04::parse_schedule(o.schedule);
-    const bool inter = k == ScheduleKind::interleaved || (o.schedule.empty() && o.v_given);
+    const bool interleaved_step = opts.step == 0 || opts.step == 4 || opts.step == 6;
+    const bool inter = k == ScheduleKind::interleaved || (o.schedule.empty() && o.v_given && interleaved_step);
     // An explicit --virtual-stages with another --schedule is refused (check_layout names it).
     const int v = inter || (o.v_given && !o.schedule.empty()) ? o.virtual_stages : 1;
     const std::string bad = ch04::check_layout(inter ? ScheduleKind::interleaved : k, o.cfg.layers, o.pp,

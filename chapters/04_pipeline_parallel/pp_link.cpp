@@ -51,6 +51,15 @@ Tensor StageLink::recv(const Shape& shape, DType dtype, int from, const Message&
   return t;
 }
 
+void StageLink::progress() {
+  std::vector<Pending> open;
+  for (Pending& p : pending_) {
+    const bool h = p.h->test(), d = p.p->test();  // both tested: each call drives the transfer
+    if (!(h && d)) open.push_back(std::move(p));
+  }
+  pending_ = std::move(open);
+}
+
 void StageLink::wait_all() {
   for (Pending& p : pending_) {
     p.h->wait();

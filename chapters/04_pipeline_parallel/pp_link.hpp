@@ -51,6 +51,10 @@ class StageLink {
   Tensor recv(const Shape& shape, DType dtype, int from, const Message& msg);
   /// Waits for every posted send.
   void wait_all();
+  /// Tests the posted sends (and forgets those complete): MPI moves a large posted message only
+  /// inside MPI calls, so a stage that only sends for a while (GPipe's last stage in its
+  /// backwards) calls this between passes to keep its messages moving.
+  void progress();
   /// Calls and bytes this rank SENT, per receiver and kind of message ({from, to, kind} ->
   /// counts: 'F' activations forward, 'B' gradients back, 'T' token ids) since the last reset.
   const std::map<Route, OpCount>& sent() const { return sent_; }

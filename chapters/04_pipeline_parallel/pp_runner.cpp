@@ -130,6 +130,7 @@ double PipelineRunner::step(nn::Synchroniser& sync, const std::vector<nn::Batch>
       ev.end = now_s() - t0;
       if (a.kind == 'W' || !s_.split_backward) live.erase(it);  // this pass's activations are done
     }
+    link_->progress();  // keep posted sends moving while this rank only computes
     rec.peak_passes = std::max(rec.peak_passes, static_cast<int>(live.size()));
     rec.peak_bytes = std::max(rec.peak_bytes, memory_stats(ops.device()).live_bytes - base);
     rec.events.push_back(ev);

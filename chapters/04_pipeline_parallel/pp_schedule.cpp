@@ -44,7 +44,8 @@ std::string check_layout(ScheduleKind kind, int layers, int p, int m, int v, int
       e << "interleaving needs --virtual-stages >= 2 (v = 1 is plain 1F1B); pass --virtual-stages 2";
     else if (v * p > layers)
       e << "--virtual-stages " << v << " x --pp " << p << " = " << v * p << " chunks but --layers " << layers
-        << ": every chunk needs a layer; lower --virtual-stages or raise --layers";
+        << ": every chunk needs a layer; " << (v > 2 ? "lower --virtual-stages or " : "")
+        << "pass --layers " << v * p << " or more";
     else if (layers % (v * p) != 0)
       e << "--layers " << layers << " is not divisible by --virtual-stages " << v << " x --pp " << p << " = " << v * p
         << " (Megatron's rule: equal chunks); pick --layers a multiple of " << v * p;

@@ -16,8 +16,9 @@ void step5_zero_bubble(Context& ctx, Lab& lab) {
   ctx.narrator.say((m >= p ? "ZB-H1 with p = " + std::to_string(p) + ", m = " + std::to_string(m) + ": " +
                                   fmt("%.3f", bubble_formula(ScheduleKind::zb_h1, p, m, 1)) + " vs 1F1B's " +
                                   fmt("%.3f", bubble_formula(ScheduleKind::one_f_one_b, p, m, 1)) + "."
-                            : std::string("With m < p too few W's exist to fill the cool-down: ZB-H1's closed form does not "
-                                          "apply (see the unit bubble above).")) +
+                            : std::string("With m < p the step is as long as its chain of dependencies (the last "
+                                          "microbatch's forward down all p stages, its B back up), longer than a "
+                                          "stage's work, and W's cannot shorten it: the closed form does not apply.")) +
                    " W runs after B here, so a gradient synchroniser that reduces a unit once its gradients are "
                    "complete waits for the W (UnitHooks::after_backward fires after it).");
 }

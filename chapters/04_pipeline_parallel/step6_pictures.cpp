@@ -22,23 +22,20 @@ void step6_pictures(Context& ctx, Lab& lab) {
     if (!lab.runs.count(name)) show_timeline(ctx, train(ctx, lab, k, m, kv, false));
     const TrainRun& run = lab.runs.at(name);
     const auto events = gather_events(ctx, run.last);
-    double span = 0.0;
     std::map<std::tuple<int, char, int, int>, double> took;  // (rank, kind, mb, vstage) -> seconds
     for (int q = 0; q < p; ++q)
-      for (const PassEvent& e : events[q]) {
-        span = std::max(span, e.end);
-        took[{q, e.a.kind, e.a.mb, e.a.vstage}] = e.end - e.start;
-      }
+      for (const PassEvent& e : events[q]) took[{q, e.a.kind, e.a.mb, e.a.vstage}] = e.end - e.start;
     const Replay rp = replay(run.schedule, [&](int q, const Action& a) { return took.at({q, a.kind, a.mb, a.vstage}); });
     const double closed = bubble_formula(k, p, m, kv);
     nlohmann::json& bubble = ctx.summary.sections["pipeline"][name]["bubble"];
-    bubble["measured_per_rank"] = bubble["replayed_per_rank"] = nlohmann::json::array();
+    const std::vector<double> idle = measured_idle(events);
+    bubble["measured_per_rank"] = idle;
+    bubble["replayed_per_rank"] = nlohmann::json::array();
     for (int q = 0; q < p; ++q) {
       double busy = 0.0;
       for (const PassEvent& e : events[q]) busy += e.end - e.start;
-      bubble["measured_per_rank"].push_back(span > 0 ? 1.0 - busy / span : 0.0);
       bubble["replayed_per_rank"].push_back(rp.idle_share(q));
-      t.add({name, std::to_string(q), fmt("%.2f", 1e3 * busy), fmt("%.3f", span > 0 ? 1.0 - busy / span : 0.0),
+      t.add({name, std::to_string(q), fmt("%.2f", 1e3 * busy), fmt("%.3f", idle[q]),
              fmt("%.3f", rp.idle_share(q)),
              k == ScheduleKind::zb_h1 && m < p ? std::string("n/a") : fmt("%.3f", closed)});
     }

@@ -36,6 +36,10 @@ void step7_inference(Context& ctx, Lab& lab) {
           {}};
   double one = 0.0;
   Tensor tokens;
+  {
+    GenerationTimes warm;  // a first, untimed generation: first-touch allocations, MPI connections
+    pipelined_generate(stage, link, prompts_of(lab.o, 1), 1, std::min(N, 2), &warm);
+  }
   std::vector<int> in_flight;
   for (int q = 1; q < R; q *= 2) in_flight.push_back(q);
   in_flight.push_back(R);  // 1, 2, 4, ... and --requests itself

@@ -83,6 +83,9 @@ TrainRun* schedule_step(Context& ctx, Lab& lab, ScheduleKind kind, int v, const 
 void show_timeline(Context& ctx, const TrainRun& run);
 /// Every rank's passes of the run's last step, gathered (collective): per rank, in order.
 std::vector<std::vector<PassEvent>> gather_events(Context& ctx, const StepRecord& rec);
+/// Per rank, the idle share of the step the events measured: 1 - the rank's busy time / the
+/// step's span (the last pass's end over all ranks).
+std::vector<double> measured_idle(const std::vector<std::vector<PassEvent>>& events);
 /// The schedule whose dump a run writes: --schedule, or 1f1b.
 ScheduleKind dump_schedule(const Lab& lab);
 

@@ -171,7 +171,7 @@ TrainRun& train(Context& ctx, Lab& lab, ScheduleKind kind, int m, int v, bool du
   ctx.say_ranks(line.str().empty() ? "sends nothing (one stage)" : line.str());
   long long all_calls = 0;
   for (const std::string& s : ctx.gather(std::to_string(calls))) all_calls += std::stoll(s);
-  ctx.check(exact(name + ": messages per step, all links == 2(v*p-1)*m = " +
+  ctx.check(exact(name + ": messages per step, all links == " + (v > 1 ? "2(v*p-1)*m" : "2(p-1)*m") + " = " +
                       std::to_string(messages_formula(p, m, v)),
                   static_cast<double>(all_calls) / cfg.steps, static_cast<double>(messages_formula(p, m, v))));
 
@@ -222,6 +222,7 @@ void show_timeline(Context& ctx, const TrainRun& run) {
   bubble["closed_form"] = closed ? nlohmann::json(formula) : nlohmann::json();
   bubble["unit_replay_per_rank"] = nlohmann::json::array();
   for (int q = 0; q < ran.p; ++q) bubble["unit_replay_per_rank"].push_back(units.idle_share(q));
+  bubble["measured_per_rank"] = measured_idle(events);
   ctx.narrator.say("Bubble at unit times: " + fmt("%.4f", units.idle_share(0)) + " of the step on every rank; closed form " +
                    (closed ? fmt("%.4f", formula) : std::string("n/a (ZB-H1's closed form needs m >= p)")) + ".");
   if (closed) {

@@ -77,7 +77,7 @@ def main():
         check("params (exact)", load("params", name + ".npy"), rload("params", name + ".npy"), 0.0)
         check("grads", load("grads", name + ".npy"), rload("grads", name + ".npy"), 1e-5)
         check("final", load("final", name + ".npy"), rload("final", name + ".npy"), 1e-4)
-    print("tensor-parallel dump == serial dump: " + ", ".join("%s %.2g" % kv for kv in worst.items()))
+    print("parallel dump == serial dump: " + ", ".join("%s %.2g" % kv for kv in worst.items()))
     return 0
 
 

@@ -35,13 +35,11 @@ int hint_level(int argc, char** argv) {
 
 const char* const kHintTable1 =
     "the idea and the API\n"
-    "  Each cell of a row is one time unit of that rank: a pass (F3, B10, W0, or F2/1 with its chunk) or\n"
-    "  '.' when the rank waits. Every row spans the whole step (the makespan), so a rank's idle share is\n"
-    "  the part of its row that is idle. The cells are padded to the widest one, so count cells, not\n"
-    "  characters.\n"
-    "  API: the rows are ch04::timeline(s) (chapters/04_pipeline_parallel/pp_schedule.hpp); the check\n"
-    "  compares with ch04::replay_units(s).idle_share(r) (same header). std::istringstream (<sstream>)\n"
-    "  reads a string's whitespace-separated words one by one.";
+    "  A row of the table is one rank's whole step drawn in time units: what does each cell stand for,\n"
+    "  and which cells are the bubble? Mind the padding the printer adds to line the cells up.\n"
+    "  API: the rows come from ch04::timeline(s) (chapters/04_pipeline_parallel/pp_schedule.hpp); the\n"
+    "  check compares with ch04::replay_units(s).idle_share(r) (same header). std::istringstream\n"
+    "  (<sstream>) reads a string's whitespace-separated words one by one.";
 const char* const kHintTable2 =
     "the rule\n"
     "  For each line: the cells are the whitespace-separated words after the first '|';\n"

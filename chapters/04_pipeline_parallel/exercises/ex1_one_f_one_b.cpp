@@ -2,12 +2,12 @@
 // Exercise 1: 1F1B's order of passes on one rank (chapter 04, step 3).
 // Fill in the lines marked EXERCISE, then build and run:
 //   cmake --build build/cpu --target ch04_ex1_one_f_one_b
-//   mpirun -np 2 build/cpu/bin/ch04_ex1_one_f_one_b        (try -np 1, 3, 4 too)
+//   mpirun --oversubscribe -np 2 build/cpu/bin/ch04_ex1_one_f_one_b        (try -np 1, 3, 4 too)
 //   build/cpu/bin/ch04_ex1_one_f_one_b --hint 1            (then --hint 2)
 // The check builds 1F1B schedules from your orders for several p and m (m < p too), replays them
 // on paper (no hang, every pass once, min(p-r, m) activations held, the closed-form bubble), then
 // trains a tiny model on a pipeline of -np stages with them and compares the losses with the
-// serial model's. The solution is one_f_one_b in ../pp_schedule.cpp (without its split backward).
+// serial model's.
 #include "chapters/04_pipeline_parallel/exercises/check.hpp"
 
 using namespace fivefold;

@@ -6,7 +6,7 @@
 // ch04::timeline() prints one row per rank, one cell per time unit ("rank 0 | F0 F1 .  B0 W0 ...").
 // The check gives you the rows of gpipe, 1f1b, zb-h1 and interleaved at several (p, m, v) and
 // prints PASSED when your idle shares equal the replay's (replay_units(s).idle_share(r)) to 1e-12.
-// The solution is written out in solution.cpp.
+//
 #include <sstream>
 
 #include "chapters/04_pipeline_parallel/exercises/check.hpp"
