@@ -5,15 +5,20 @@
 // it never shows up in what a chapter compares with its formulas.
 #include "chapters/harness.hpp"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <limits>
 
 #include "backends/runtime.hpp"
 #include "common/check.hpp"
+#include "common/output.hpp"
 #include "common/trace.hpp"
 
 namespace fivefold {
@@ -128,18 +133,45 @@ void print_closing(const Narrator& narrator, const Merged& m, int world_size) {
 
 /// Writes the CONTRACT §4 summary; an entry that missed its formula on rank r > 0 gets "rank": r.
 void write_json(const std::string& path, const Merged& m) {
-  m.summary.write(path);  // creates the directory and reports errors naming the path
   nlohmann::json j = m.summary.to_json();
-  bool annotated = false;
-  for (std::size_t i = 0; i < m.comm_rank.size(); ++i) {
-    if (m.comm_rank[i] < 0) continue;
-    j["comm"][i]["rank"] = m.comm_rank[i];
-    annotated = true;
+  for (std::size_t i = 0; i < m.comm_rank.size(); ++i)
+    if (m.comm_rank[i] >= 0) j["comm"][i]["rank"] = m.comm_rank[i];
+  write_json_file(path, j);  // atomic; an error names the path
+}
+
+/// The output paths of the run (--json, --trace, --dump) checked on rank 0 before any work, the
+/// verdict shared with every rank (uncounted): a path that cannot be written stops every rank
+/// with one line, instead of a run whose results are lost at the end.
+void check_outputs(Communicator& world, const CommonOptions& opts) {
+  std::string bad;
+  if (world.rank() == 0) {
+    if (!opts.json.empty()) bad = check_writable("--json", opts.json, false);
+    if (bad.empty() && !opts.trace.empty()) bad = check_writable("--trace", opts.trace, false);
+    if (bad.empty() && !opts.dump.empty()) bad = check_writable("--dump", opts.dump, true);
   }
-  if (!annotated) return;
-  std::ofstream out(path, std::ios::trunc);
-  out << j.dump(2) << '\n';
-  FIVEFOLD_CHECK(out.good(), "writing the summary to ", path, " failed");
+  bad = all_gather_strings(world, bad).front();
+  FIVEFOLD_USAGE_CHECK(bad.empty(), bad);
+}
+
+/// The chapter's predicted memory against what each machine has (or --max-memory), before any
+/// allocation: the ranks sharing a host name are counted together; any machine that would run
+/// out stops every rank with one line (the verdict is shared, uncounted).
+void check_memory(Communicator& world, const CommonOptions& opts, const ChapterSpec& spec) {
+  if (!spec.memory) return;
+  const MemoryNeed need = spec.memory(world.size());
+  char host[256] = {};
+  gethostname(host, sizeof host - 1);
+  const std::vector<std::string> hosts = all_gather_strings(world, host);
+  const int here = static_cast<int>(std::count(hosts.begin(), hosts.end(), std::string(host)));
+  const bool given = !opts.max_memory.empty();
+  const double limit = given ? parse_bytes("--max-memory", opts.max_memory) : available_memory_bytes();
+  std::string bad;
+  if (limit > 0 && need.bytes_per_rank * here > limit)
+    bad = "predicted " + human_bytes(need.bytes_per_rank) + " per rank x " + std::to_string(here) + " rank(s) on " +
+          host + " = " + human_bytes(need.bytes_per_rank * here) + ", more than the " + human_bytes(limit) + " " +
+          (given ? "--max-memory allows" : "it has available") + "; lower " + need.lower +
+          (given ? "" : ", or pass --max-memory to override the limit");
+  for (const std::string& b : all_gather_strings(world, bad)) FIVEFOLD_USAGE_CHECK(b.empty(), b);
 }
 
 int run_body(int argc, char** argv, ChapterSpec& spec) {
@@ -168,9 +200,12 @@ int run_body(int argc, char** argv, ChapterSpec& spec) {
   FIVEFOLD_USAGE_CHECK(spec.has_dump || opts.dump.empty(), "--dump ", opts.dump, ": ", spec.program,
                        " has no model to dump; drop --dump (use --json for the run summary)");
   if (spec.validate) spec.validate(opts, size);
+  if (!opts.max_memory.empty()) parse_bytes("--max-memory", opts.max_memory);  // a bad size is refused here
 
-  // 2. Backend, summary, trace.
+  // 2. Backend, output paths, summary, trace.
   Backend backend = make_backend(opts.backend);
+  check_outputs(*backend.world, opts);
+  check_memory(*backend.world, opts, spec);
   Summary summary;
   summary.chapter = spec.chapter;
   summary.backend = backend.name;
@@ -196,6 +231,7 @@ int run_body(int argc, char** argv, ChapterSpec& spec) {
   }
   backend.ops->synchronize();
   summary.time_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (!opts.dump.empty() && rank == 0) mark_dump_complete(opts.dump);  // every array is written
 
   // 4. The end: merged results, tables, files, exit status.
   const Merged merged = merge_over_ranks(*backend.world, summary);
@@ -217,7 +253,15 @@ int run_body(int argc, char** argv, ChapterSpec& spec) {
 
 }  // namespace
 
-void Context::check(const CheckResult& r) {
+void Context::check(const CheckResult& result) {
+  CheckResult r = result;
+  // Test hook (tests/fault/fail_check.sh): FIVEFOLD_FAIL_CHECK_ON_RANK=k makes every check of
+  // rank k fail, to show that one rank's failure ends every rank with a non-zero status.
+  static const char* fail_rank = std::getenv("FIVEFOLD_FAIL_CHECK_ON_RANK");
+  if (fail_rank && std::atoi(fail_rank) == rank()) {
+    if (r.passed) std::fprintf(stderr, "rank %d: check '%s' failed on purpose (FIVEFOLD_FAIL_CHECK_ON_RANK)\n", rank(), r.name.c_str());
+    r.passed = false;
+  }
   summary.checks.push_back(r);
   narrator.say("  check " + r.name + ": rel err " + fmt("%.3g", r.max_rel_err) + " (tolerance " +
                fmt("%.3g", r.tolerance) + ") -> " + (r.passed ? "passed" : "FAILED") + " on rank 0");

@@ -80,6 +80,12 @@ class Context {
                     const std::string& check_name = "loss per step == serial");
 };
 
+/// A chapter's prediction of what one rank needs (ChapterSpec::memory), checked before the run.
+struct MemoryNeed {
+  double bytes_per_rank = 0;  ///< predicted peak bytes of one rank
+  std::string lower;          ///< the options that shrink it, e.g. "--batch, --seq or --dim"
+};
+
 /// One step of a chapter.
 struct ChapterStep {
   int number = 0;                        ///< 1, 2, ... (--step K picks one)
@@ -101,6 +107,10 @@ struct ChapterSpec {
   std::function<void(const CommonOptions&, int world_size)> validate;
   /// The chapter's settings for Summary::config (optional).
   std::function<nlohmann::json()> config;
+  /// The memory one rank will need (optional), from the chapter's formulas: before any work the
+  /// harness refuses a run whose ranks on one machine would need more than it has available
+  /// (or than --max-memory), naming the predicted and the available bytes and @c lower.
+  std::function<MemoryNeed(int world_size)> memory;
   /// True when the chapter writes --dump; otherwise --dump is refused with a UsageError.
   bool has_dump = false;
 };

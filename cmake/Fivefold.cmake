@@ -104,13 +104,20 @@ function(fivefold_add_chapter_run program suffix)
   set_tests_properties(${test}.json PROPERTIES FIXTURES_REQUIRED ${test} LABELS chapter TIMEOUT 120)
 endfunction()
 
-# fivefold_add_bad_run(<program> <name> NP <n> ARGS <a|b|c> EXPECT <regex> [EXIT <code>])
+# fivefold_add_bad_run(<program> <name> NP <n> ARGS <a|b|c> EXPECT <regex> [EXIT <code>] [SECONDS <s>] [LABEL <l>])
 # A command line the chapter must refuse (test <program>.bad_<name>.np<n>): exit status EXIT
-# (default 2, a usage error) within 60 s, and exactly one line starting with "error" that matches EXPECT
-# (tests/chapters/expect_error.cmake). ARGS separates the arguments with '|'.
+# (default 2, a usage error) within SECONDS (default 60), and exactly one line starting with
+# "error" that matches EXPECT (tests/chapters/expect_error.cmake). ARGS separates the arguments
+# with '|'. LABEL (default chapter) is the test's label besides mpi.
 function(fivefold_add_bad_run program name)
-  cmake_parse_arguments(ARG "" "NP;ARGS;EXPECT;EXIT" "" ${ARGN})
+  cmake_parse_arguments(ARG "" "NP;ARGS;EXPECT;EXIT;SECONDS;LABEL" "" ${ARGN})
   fivefold_require_parsed(fivefold_add_bad_run)
+  if(NOT DEFINED ARG_SECONDS)
+    set(ARG_SECONDS 60)
+  endif()
+  if(NOT DEFINED ARG_LABEL)
+    set(ARG_LABEL chapter)
+  endif()
   set(test ${program}.bad_${name}.np${ARG_NP})
   if(NOT DEFINED ARG_EXIT)
     set(ARG_EXIT 2)  # CONTRACT §2: a bad option or an impossible layout exits 2
@@ -118,9 +125,9 @@ function(fivefold_add_bad_run program name)
   set(exit_arg -DEXIT=${ARG_EXIT})
   add_test(NAME ${test}
            COMMAND ${CMAKE_COMMAND} -DMPIEXEC=${MPIEXEC_EXECUTABLE} -DNP=${ARG_NP} -DEXE=$<TARGET_FILE:${program}>
-                   "-DARGS=${ARG_ARGS}" "-DEXPECT=${ARG_EXPECT}" ${exit_arg}
+                   "-DARGS=${ARG_ARGS}" "-DEXPECT=${ARG_EXPECT}" ${exit_arg} -DSECONDS=${ARG_SECONDS}
                    -P ${PROJECT_SOURCE_DIR}/tests/chapters/expect_error.cmake)
-  set_tests_properties(${test} PROPERTIES LABELS "chapter;mpi" TIMEOUT 90 PROCESSORS 2
+  set_tests_properties(${test} PROPERTIES LABELS "${ARG_LABEL};mpi" TIMEOUT 90 PROCESSORS 2
                        ENVIRONMENT "${FIVEFOLD_MPI_ENV}")
 endfunction()
 

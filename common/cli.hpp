@@ -22,7 +22,15 @@ struct CommonOptions {
   std::string json;             ///< --json FILE ("" = none)
   std::string trace;            ///< --trace FILE ("" = none)
   bool quiet = false;           ///< --quiet
+  std::string max_memory;       ///< --max-memory SIZE: the ranks of one machine together ("" = its available memory)
 };
+
+/// Bytes of @p text: a number with an optional K, M, G or T suffix (powers of 1024), e.g. "8G",
+/// "1.5G", "65536". Throws UsageError naming @p option when it is not one, or not positive.
+double parse_bytes(const std::string& option, const std::string& text);
+
+/// The memory this machine has available (MemAvailable of /proc/meminfo), or 0 when unknown.
+double available_memory_bytes();
 
 /// A chapter's command line.
 class Cli {

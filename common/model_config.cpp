@@ -2,6 +2,9 @@
 // ModelConfig: command-line options, validation with one-line fixes, config.json keys.
 #include "common/model_config.hpp"
 
+#include <algorithm>
+#include <cmath>
+
 #include "common/check.hpp"
 #include "common/cli.hpp"
 
@@ -21,6 +24,23 @@ void ModelConfig::validate() const {
   for (const auto& [name, value] : sizes)
     FIVEFOLD_USAGE_CHECK(value >= 1, name, " must be >= 1 (got ", value, "); pass a positive size");
   FIVEFOLD_USAGE_CHECK(steps >= 0, "--steps must be >= 0 (got ", steps, ")");
+  const std::pair<const char*, double> reals[] = {{"--lr", lr},     {"--capacity-factor", capacity_factor},
+                                                  {"--aux-coef", aux_coef}, {"--beta1", beta1}, {"--beta2", beta2},
+                                                  {"--eps", eps},   {"--weight-decay", weight_decay}};
+  for (const auto& [name, value] : reals)
+    FIVEFOLD_USAGE_CHECK(std::isfinite(value), name, " must be a finite number (got ", value, ")");
+  // The largest tensors' byte counts must fit a signed 64-bit integer (they are computed in one).
+  const long double B = batch, T = seq, C = dim, V = vocab, H = heads, F = ffn, E = std::max(experts, 1);
+  const std::pair<const char*, long double> tensors[] = {
+      {"--batch x --seq x --vocab (the logits)", B * T * V},
+      {"--batch x --heads x --seq x --seq (the attention scores)", B * H * T * T},
+      {"--vocab x --dim (the embedding)", V * C},
+      {"--experts x --ffn x --dim (a layer's MLP)", E * F * C},
+      {"--batch x --seq x --ffn (the MLP activations)", B * T * F * E},
+      {"--layers x the weights of a layer", static_cast<long double>(layers) * (4 * C * C + 3 * E * F * C)}};
+  for (const auto& [what, elements] : tensors)
+    FIVEFOLD_USAGE_CHECK(elements * 4 < 0x1p62L, what, " = ", static_cast<double>(elements),
+                         " elements overflows 64-bit byte counts; lower those sizes");
   FIVEFOLD_USAGE_CHECK(vocab >= 2, "--vocab must be >= 2 (got ", vocab, "); a language needs at least two tokens");
   FIVEFOLD_USAGE_CHECK(dim % heads == 0, "--heads ", heads, " does not divide --dim ", dim,
                        "; pick heads dividing dim (e.g. --heads ", dim % 4 == 0 ? 4 : 1, ")");

@@ -16,6 +16,7 @@
 #include <sstream>
 
 #include "common/check.hpp"
+#include "common/output.hpp"
 
 namespace fivefold::npy {
 
@@ -110,24 +111,14 @@ void save(const std::string& path, const Tensor& t) {
   header.push_back('\n');
   FIVEFOLD_CHECK(header.size() <= 0xFFFF, "npy::save(", path, "): header too long for format 1.0");
 
-  std::error_code ec;
-  const std::filesystem::path p(path);
-  if (p.has_parent_path()) {
-    std::filesystem::create_directories(p.parent_path(), ec);
-    FIVEFOLD_CHECK(!ec, "cannot create directory ", p.parent_path().string(), " for ", path, ": ",
-                   ec.message());
-  }
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  FIVEFOLD_CHECK(out.good(), "cannot open ", path, " for writing; check the directory and its permissions");
   const auto len = static_cast<std::uint16_t>(header.size());
   const char version_and_len[4] = {1, 0, static_cast<char>(len & 0xFF), static_cast<char>(len >> 8)};
-  out.write(kMagic, kMagicLen);
-  out.write(version_and_len, 4);
-  out.write(header.data(), static_cast<std::streamsize>(header.size()));
+  std::string bytes(kMagic, kMagicLen);
+  bytes.append(version_and_len, 4);
+  bytes += header;
   // Elements are written as they sit in memory: this code assumes a little-endian host (x86, ARM).
-  out.write(static_cast<const char*>(host.raw()), static_cast<std::streamsize>(host.nbytes()));
-  out.flush();
-  FIVEFOLD_CHECK(out.good(), "writing ", path, " failed (disk full?)");
+  bytes.append(static_cast<const char*>(host.raw()), host.nbytes());
+  write_file_atomic(path, bytes);  // a temporary name, then a rename: never a half-written .npy
 }
 
 Tensor load(const std::string& path) {

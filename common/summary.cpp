@@ -14,6 +14,7 @@
 #include <limits>
 
 #include "common/check.hpp"
+#include "common/output.hpp"
 
 namespace fivefold {
 
@@ -117,19 +118,6 @@ nlohmann::json Summary::to_json() const {
   return j;
 }
 
-void Summary::write(const std::string& path) const {
-  const std::filesystem::path p(path);
-  if (p.has_parent_path()) {
-    std::error_code ec;
-    std::filesystem::create_directories(p.parent_path(), ec);
-    FIVEFOLD_CHECK(!ec, "cannot create directory ", p.parent_path().string(), " for the summary ", path, ": ",
-                   ec.message());
-  }
-  std::ofstream out(path, std::ios::trunc);
-  FIVEFOLD_CHECK(out.good(), "cannot open ", path, " for writing the summary; check the path given to --json");
-  out << to_json().dump(2) << '\n';
-  out.flush();
-  FIVEFOLD_CHECK(out.good(), "writing the summary to ", path, " failed (disk full?)");
-}
+void Summary::write(const std::string& path) const { write_json_file(path, to_json()); }
 
 }  // namespace fivefold

@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/check.hpp"
+#include "common/output.hpp"
 
 namespace fivefold {
 
@@ -102,18 +103,7 @@ void write_chrome_trace(const std::string& path, const std::vector<std::string>&
   }
   const json doc = {{"traceEvents", events}, {"displayTimeUnit", "ms"}};
 
-  const std::filesystem::path p(path);
-  if (p.has_parent_path()) {
-    std::error_code ec;
-    std::filesystem::create_directories(p.parent_path(), ec);
-    FIVEFOLD_CHECK(!ec, "cannot create directory ", p.parent_path().string(), " for the trace ", path, ": ",
-                   ec.message());
-  }
-  std::ofstream out(path, std::ios::trunc);
-  FIVEFOLD_CHECK(out.good(), "cannot open ", path, " for writing the trace; check the path given to --trace");
-  out << doc.dump() << '\n';
-  out.flush();
-  FIVEFOLD_CHECK(out.good(), "writing the trace to ", path, " failed (disk full?)");
+  write_file_atomic(path, doc.dump() + "\n");
 }
 
 }  // namespace fivefold

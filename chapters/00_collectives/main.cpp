@@ -41,5 +41,8 @@ int main(int argc, char** argv) {
     FIVEFOLD_USAGE_CHECK(o.iters <= 100000, "--iters ", o.iters, " is too many; pass at most 100000");
   };
   spec.config = [&] { return nlohmann::json{{"count", o.count}, {"iters", o.iters}, {"seed", o.seed}}; };
+  spec.memory = [&](int world) {  // a send and a receive buffer, a reference, and all-gather's world blocks
+    return MemoryNeed{4.0 * static_cast<double>(o.count) * (world + 4), "--count"};
+  };
   return run_chapter(argc, argv, spec);
 }

@@ -71,6 +71,13 @@ StateBytes state_bytes(const ModelConfig& cfg) {
   return {4 * n, 4 * n, 8 * n};
 }
 
+double training_bytes(const ModelConfig& cfg) {
+  const StateBytes s = state_bytes(cfg);
+  const ActivationBytes a = activation_bytes(cfg);
+  return static_cast<double>(s.params) + static_cast<double>(s.grads) + static_cast<double>(s.adam) +
+         static_cast<double>(a.forward) + static_cast<double>(a.backward);
+}
+
 ActivationBytes activation_bytes(const ModelConfig& cfg, const std::vector<std::int64_t>& assignments) {
   const std::int64_t B = cfg.batch, T = cfg.seq, N = B * T, C = cfg.dim, F = cfg.ffn, V = cfg.vocab;
   const std::int64_t H = cfg.heads, E = cfg.experts, kvd = static_cast<std::int64_t>(cfg.kv_heads) * cfg.head_dim();

@@ -64,5 +64,9 @@ struct ActivationBytes {
 };
 /// ActivationBytes of @p cfg (see the README's memory section for every term).
 ActivationBytes activation_bytes(const ModelConfig& cfg, const std::vector<std::int64_t>& assignments = {});
+/// What one rank holds at the peak of a serial training step of @p cfg: the model state
+/// (16N) plus this implementation's forward and backward activations (dropless MoE), in bytes.
+/// The chapters' memory check before a run starts (ChapterSpec::memory) is built on it.
+double training_bytes(const ModelConfig& cfg);
 
 }  // namespace fivefold::ch01

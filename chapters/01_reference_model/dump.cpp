@@ -6,18 +6,13 @@
 #include <fstream>
 
 #include "common/check.hpp"
+#include "common/output.hpp"
 #include "common/npy.hpp"
 
 namespace fivefold::ch01 {
 
 void Dump::config(const nlohmann::json& j) const {
-  if (!enabled()) return;
-  std::error_code ec;
-  std::filesystem::create_directories(dir_, ec);
-  const std::string path = dir_ + "/config.json";
-  std::ofstream out(path, std::ios::trunc);
-  out << j.dump(2) << '\n';
-  FIVEFOLD_CHECK(out.good(), "writing ", path, " failed; check that --dump ", dir_, " is a writable directory");
+  if (enabled()) write_dump_config(dir_, j);
 }
 
 void Dump::tensor(const std::string& name, const Tensor& t) const {

@@ -8,6 +8,7 @@
 // Run: build/cpu/bin/ch01_reference_model                        (all steps, narrated)
 //      build/cpu/bin/ch01_reference_model --experts 4 --topk 2 --capacity-factor 1.25
 //      build/cpu/bin/ch01_reference_model --step 4 --steps 60 --dump /tmp/ch01 --json ch01.json
+#include "chapters/01_reference_model/costs.hpp"
 #include "chapters/01_reference_model/steps.hpp"
 #include "common/check.hpp"
 
@@ -53,5 +54,8 @@ int main(int argc, char** argv) {
   };
   spec.config = [&] { return ch01::config_json(o); };
   spec.has_dump = true;
+  spec.memory = [&](int) {  // the serial reference and the parallel model side by side, at most
+    return MemoryNeed{2 * ch01::training_bytes(o.cfg), "--batch, --seq, --dim, --ffn, --vocab or --layers"};
+  };
   return run_chapter(argc, argv, spec);
 }

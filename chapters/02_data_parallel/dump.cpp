@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "common/check.hpp"
+#include "common/output.hpp"
 #include "common/npy.hpp"
 #include "nn/params.hpp"
 
@@ -39,10 +40,7 @@ void DpDump::begin() {
   j["run"] = run_;
   j["backend"] = ctx_->options.backend;
   j["world_size"] = comm_->size();
-  const std::string path = dir_ + "/config.json";
-  std::ofstream out(path, std::ios::trunc);
-  out << j.dump(2) << '\n';
-  FIVEFOLD_CHECK(out.good(), "writing ", path, " failed; check that --dump ", dir_, " is a writable directory");
+  write_dump_config(dir_, j);
   // The initial parameters are the same whatever the stage: drawn from the seed.
   std::int64_t total = 0;
   for (const nn::ParamSpec& p : nn::model_param_specs(lab_->o.cfg)) total += shape_numel(p.shape);

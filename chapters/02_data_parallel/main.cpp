@@ -7,6 +7,7 @@
 // Run: mpirun -np 4 build/cpu/bin/ch02_data_parallel                      (all steps, narrated)
 //      mpirun -np 4 build/cpu/bin/ch02_data_parallel --zero 3 --quiet --json z3.json   (a plain ZeRO-3 run)
 //      mpirun -np 3 build/cpu/bin/ch02_data_parallel --zero 2 --dump /tmp/ch02     (full tensors, any stage)
+#include "chapters/01_reference_model/costs.hpp"
 #include "chapters/02_data_parallel/steps.hpp"
 #include "common/check.hpp"
 
@@ -72,5 +73,8 @@ int main(int argc, char** argv) {
   };
   spec.config = [&] { return ch02::config_json(o, dp); };
   spec.has_dump = true;
+  spec.memory = [&](int) {  // the serial reference and the parallel model side by side, at most
+    return MemoryNeed{2 * ch01::training_bytes(o.cfg), "--batch, --seq, --dim, --ffn, --vocab or --layers"};
+  };
   return run_chapter(argc, argv, spec);
 }

@@ -9,6 +9,7 @@
 // Run: mpirun -np 2 build/cpu/bin/ch03_tensor_parallel                  (all steps, narrated)
 //      mpirun -np 4 build/cpu/bin/ch03_tensor_parallel --step 4 --heads 8 --kv-heads 2
 //      mpirun -np 4 build/cpu/bin/ch03_tensor_parallel --tp 2 --quiet --json ch03.json --dump /tmp/ch03
+#include "chapters/01_reference_model/costs.hpp"
 #include "chapters/03_tensor_parallel/steps.hpp"
 #include "backends/runtime.hpp"
 #include "common/check.hpp"
@@ -63,5 +64,8 @@ int main(int argc, char** argv) {
   };
   spec.config = [&] { return ch03::config_json(o, MpiSession::world_size()); };
   spec.has_dump = true;
+  spec.memory = [&](int) {  // the serial reference and the parallel model side by side, at most
+    return MemoryNeed{2 * ch01::training_bytes(o.cfg), "--batch, --seq, --dim, --ffn, --vocab or --layers"};
+  };
   return run_chapter(argc, argv, spec);
 }

@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "common/check.hpp"
+#include "common/output.hpp"
 #include "common/npy.hpp"
 
 namespace fivefold::ch03 {
@@ -81,12 +82,6 @@ void dump_full_params(Communicator& tp, Ops& ops, TpParams& params, const std::s
   }
 }
 
-void write_config_json(const std::string& dir, const nlohmann::json& j) {
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  std::ofstream out(dir + "/config.json", std::ios::trunc);
-  out << j.dump(2) << '\n';
-  FIVEFOLD_CHECK(out.good(), "writing ", dir, "/config.json failed; check that --dump ", dir, " is writable");
-}
+void write_config_json(const std::string& dir, const nlohmann::json& j) { write_dump_config(dir, j); }
 
 }  // namespace fivefold::ch03

@@ -10,6 +10,7 @@
 // Run: mpirun -np 4 build/cpu/bin/ch04_pipeline_parallel                     (all steps, narrated)
 //      mpirun -np 4 build/cpu/bin/ch04_pipeline_parallel --step 5 --microbatches 8
 //      mpirun -np 2 build/cpu/bin/ch04_pipeline_parallel --schedule zb-h1 --quiet --json ch04.json
+#include "chapters/01_reference_model/costs.hpp"
 #include "backends/runtime.hpp"
 #include "chapters/04_pipeline_parallel/steps.hpp"
 #include "common/check.hpp"
@@ -91,5 +92,8 @@ int main(int argc, char** argv) {
   };
   spec.config = [&] { return ch04::config_json(o); };
   spec.has_dump = true;
+  spec.memory = [&](int) {  // the serial reference and the parallel model side by side, at most
+    return MemoryNeed{2 * ch01::training_bytes(o.cfg), "--batch, --seq, --dim, --ffn, --vocab or --layers"};
+  };
   return run_chapter(argc, argv, spec);
 }

@@ -8,6 +8,7 @@
 //      mpirun -np 8 build/cpu/bin/ch07_hybrid_parallel --tp 2 --pp 2
 //      mpirun -np 4 build/cpu/bin/ch07_hybrid_parallel --step 3 --tp 2      (DP x TP training)
 //      build/cpu/bin/ch07_hybrid_parallel --world 16 --tp 2 --pp 4 --print-groups   (no MPI)
+#include "chapters/01_reference_model/costs.hpp"
 #include "backends/runtime.hpp"
 #include "chapters/07_hybrid_parallel/steps.hpp"
 #include "common/check.hpp"
@@ -33,6 +34,9 @@ int main(int argc, char** argv) {
        [&](Context& c) { ch07::step3_dp_tp(c, o); }},
   };
   spec.has_dump = true;
+  spec.memory = [&](int) {  // the serial reference and the parallel model side by side, at most
+    return MemoryNeed{2 * ch01::training_bytes(o.model), "--batch, --seq, --dim, --ffn, --vocab or --layers"};
+  };
   spec.add_options = [&](CLI::App& app) { ch07::add_options(app, o); };
   spec.validate = [&](const CommonOptions& common, int world_size) {
     o.model.validate();
