@@ -161,6 +161,8 @@ def main():
             "moe_layers", "data"]
     missing = [k for k in keys if k not in c]
     check("config.json has the CONTRACT section 3 keys", not missing, "missing " + ", ".join(missing))
+    check("config.json says the dump is complete", c.get("complete") is True,
+          "\"complete\" is %r: the run stopped before it wrote every array" % c.get("complete"))
     B, T, V, steps = c["batch"], c["seq"], c["vocab"], c["steps"]
 
     specs = param_specs(c)

@@ -44,6 +44,7 @@ def main():
     d = sys.argv[1]
     ref = sys.argv[2] if len(sys.argv) > 2 and sys.argv[2] else None
     c = json.load(open(os.path.join(d, "config.json")))
+    assert c.get("complete") is True, "%s: config.json does not say complete: the run did not finish its dump" % d
     degrees = {k: c[k] for k in ("tp", "pp", "dp", "sp", "ep") if k in c}  # the layout's parallel degrees
     assert degrees and all(v >= 1 for v in degrees.values()) and c["data"] in ("stream", "fixed"), c
     B, T, V, steps = c["batch"], c["seq"], c["vocab"], c["steps"]
