@@ -71,13 +71,7 @@ void bm_step(benchmark::State& state, ch02::DpConfig dc) {
 int main(int argc, char** argv) {
   return bench::bench_main(argc, argv, [](int& ac, char** av, const std::string& backend_name) {
     const int size = MpiSession::world_size();
-    ModelConfig d;  // a little larger than the chapter's default, so a step is mostly compute
-    d.layers = 4;
-    d.dim = 128;
-    d.ffn = 256;
-    d.seq = 64;
-    d.batch = 16;
-    g_cfg = bench::take_model(ac, av, d);
+    g_cfg = bench::take_model(ac, av, bench::bench_model(4));
     const int iters = bench::take_int(ac, av, "--iters", 10);
     const double bucket_mb = bench::take_number(ac, av, "--bucket-mb", 0.25);
     FIVEFOLD_USAGE_CHECK(bucket_mb > 0, "--bucket-mb ", bucket_mb, " must be > 0 (the naive, unbucketed DDP is "

@@ -90,6 +90,18 @@ inline int take_int(int& argc, char** argv, const char* name, int fallback, int 
   return static_cast<int>(x);
 }
 
+/// The training benches' default model with @p layers layers: a little larger than the chapters'
+/// defaults (C 128, F 256, T 64, B 16), so that a step is mostly compute.
+inline ModelConfig bench_model(int layers) {
+  ModelConfig d;
+  d.layers = layers;
+  d.dim = 128;
+  d.ffn = 256;
+  d.seq = 64;
+  d.batch = 16;
+  return d;
+}
+
 /// The model options a training bench accepts (--vocab --dim --heads --kv-heads --ffn --layers
 /// --seq --batch), each defaulting to @p defaults' value, then validated (UsageError naming the
 /// problem, as the chapters do).
@@ -171,7 +183,7 @@ inline void run_benchmarks(int& argc, char** argv, const std::string& banner,
 
 /// A bench's main: initialises MPI, takes the backend name out of argv and calls
 /// @p body(argc, argv, backend_name); a UsageError prints `error: ...` on rank 0 and exits 2
-/// (run_mpi_main, CONTRACT section 2).
+/// (run_mpi_main; docs/reference.md, "Command line").
 template <class Body>
 int bench_main(int argc, char** argv, Body body) {
   return run_mpi_main(argc, argv, [&body](int ac, char** av) {

@@ -151,13 +151,7 @@ void bm_pp_step(benchmark::State& state, ch04::ScheduleKind kind, int m, int v) 
 int main(int argc, char** argv) {
   return bench::bench_main(argc, argv, [](int& ac, char** av, const std::string& backend_name) {
     const int size = MpiSession::world_size();
-    ModelConfig d;  // bench_dp's model with 8 layers (interleaving at p 4 needs v*p = 8): mostly compute
-    d.layers = 8;
-    d.dim = 128;
-    d.ffn = 256;
-    d.seq = 64;
-    d.batch = 16;
-    g_cfg = bench::take_model(ac, av, d);
+    g_cfg = bench::take_model(ac, av, bench::bench_model(8));  // 8 layers: interleaving at p 4 needs v*p = 8
     const int iters = bench::take_int(ac, av, "--iters", 10);
     const int v = bench::take_int(ac, av, "--virtual-stages", 2, 2);
     FIVEFOLD_USAGE_CHECK(g_cfg.layers >= size, "--layers ", g_cfg.layers, " is fewer than the ", size,

@@ -131,7 +131,8 @@ void print_closing(const Narrator& narrator, const Merged& m, int world_size) {
   if (!comm.rows.empty()) narrator.table(comm);
 }
 
-/// Writes the CONTRACT §4 summary; an entry that missed its formula on rank r > 0 gets "rank": r.
+/// Writes the summary (docs/reference.md, "The summary"); an entry that missed its formula on rank
+/// r > 0 gets "rank": r.
 void write_json(const std::string& path, const Merged& m) {
   nlohmann::json j = m.summary.to_json();
   for (std::size_t i = 0; i < m.comm_rank.size(); ++i)

@@ -3,7 +3,8 @@
 /// @brief The chapter harness: one run_chapter() that every chapter main calls.
 ///
 /// A chapter declares its steps (number, title, function) and its own options; run_chapter()
-/// does everything else the same way for every chapter (CONTRACT §2 and §4):
+/// does everything else the same way for every chapter (docs/reference.md,
+/// "Command line" and "The summary"):
 /// - MPI start-up and the error policy of run_mpi_main() (a UsageError prints one `error:` line
 ///   on rank 0 and exits 2 on every rank; anything else aborts the job);
 /// - the command line: the common options, the chapter's options, --help, --list-steps, and

@@ -120,7 +120,7 @@ function(fivefold_add_bad_run program name)
   endif()
   set(test ${program}.bad_${name}.np${ARG_NP})
   if(NOT DEFINED ARG_EXIT)
-    set(ARG_EXIT 2)  # CONTRACT §2: a bad option or an impossible layout exits 2
+    set(ARG_EXIT 2)  # docs/reference.md, "Command line": a bad option or an impossible layout exits 2
   endif()
   set(exit_arg -DEXIT=${ARG_EXIT})
   add_test(NAME ${test}
@@ -133,7 +133,8 @@ endfunction()
 
 # fivefold_add_dump_check(<program> <suffix> NP <n> ARGS <args...> [SERIAL_ARGS <args...>])
 # A parallel chapter's --dump (test <program>.<suffix>.np<n>) checked by tests/ch03/check_dump.py
-# (test <program>.<suffix>.check: every file with its full shape, CONTRACT §3) and, when chapter
+# (test <program>.<suffix>.check: every file with its full shape, docs/reference.md "The dump") and,
+# when chapter
 # 01 is built, against chapter 01's dump of the same serial run (--step 4 SERIAL_ARGS; test
 # <program>.<suffix>.serial): inputs and initial parameters exact, the rest to 1e-5 / 1e-4.
 # The check needs a python3 with NumPy (check_dump.py exits 77, a skip, without NumPy; without

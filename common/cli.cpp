@@ -47,8 +47,10 @@ void Cli::add_common(CommonOptions& o) {
       ->check(CLI::IsMember({"cpu", "cuda"}));
   app_.add_flag("--list-steps", o.list_steps, "list the chapter's steps and exit");
   app_.add_option("--step", o.step, "run only step K (0 = all steps, in order)")->check(kNonNegative);
-  app_.add_option("--dump", o.dump, "write the NumPy dump (CONTRACT §3) into DIR")->type_name("DIR");
-  app_.add_option("--json", o.json, "write the run summary (CONTRACT §4) to FILE")->type_name("FILE");
+  app_.add_option("--dump", o.dump, "write the NumPy dump into DIR (docs/reference.md, 'The dump')")
+      ->type_name("DIR");
+  app_.add_option("--json", o.json, "write the run summary to FILE (docs/reference.md, 'The summary')")
+      ->type_name("FILE");
   app_.add_option("--trace", o.trace, "write a Chrome trace (chrome://tracing, Perfetto) to FILE")
       ->type_name("FILE");
   app_.add_flag("--quiet", o.quiet, "no narration; the summary table only");

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /// @file cli.hpp
-/// @brief The command line every chapter accepts (CONTRACT §2), on top of CLI11.
+/// @brief The command line every chapter accepts (docs/reference.md, "Command line"), on top of CLI11.
 ///
 /// A chapter creates a Cli, adds the common options, adds its own options on app(), and calls
 /// parse(). Errors become one UsageError line naming the option and the fix.

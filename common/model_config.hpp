@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /// @file model_config.hpp
-/// @brief ModelConfig: every size and hyper-parameter of the reference model (CONTRACT §1),
-/// its command-line options (CONTRACT §2), validation and the config.json keys (CONTRACT §3).
+/// @brief ModelConfig: every size and hyper-parameter of the reference model (docs/reference.md),
+/// its command-line options ("Command line"), validation and the config.json keys ("The dump").
 ///
 /// Defaults are a model that trains in about a second on a laptop core. MoE layers: when
 /// --experts > 0, layer l is a MoE layer iff l % moe_every == moe_every - 1 (moe_every 1 = every
@@ -40,8 +40,8 @@ struct ModelConfig {
   double beta2 = 0.999;       ///< --beta2 (AdamW)
   double eps = 1e-8;          ///< --eps (AdamW)
   double weight_decay = 0.0;  ///< --weight-decay (AdamW, decoupled, applied to every parameter)
-  double rope_theta = 10000.0;  ///< RoPE base (fixed by CONTRACT §1)
-  double norm_eps = 1e-5;       ///< RMSNorm epsilon (fixed by CONTRACT §1)
+  double rope_theta = 10000.0;  ///< RoPE base (fixed by the reference model)
+  double norm_eps = 1e-5;       ///< RMSNorm epsilon (fixed by the reference model)
 
   /// hd = dim / heads.
   int head_dim() const { return dim / heads; }
@@ -53,7 +53,8 @@ struct ModelConfig {
   /// non-positive sizes, heads not dividing dim, odd head dim, kv-heads not dividing heads,
   /// vocab < 2, topk outside [1, experts] when experts > 0, negative capacity factor / aux coef.
   void validate() const;
-  /// The config.json object of CONTRACT §3 (model and optimizer keys, plus moe_layers and
+  /// The config.json object of the dump (docs/reference.md, "The dump"; model and optimizer keys,
+  /// plus moe_layers and
   /// moe_every); chapters add their parallel degrees to it.
   nlohmann::json to_json() const;
 };

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /// @file process_grid.hpp
-/// @brief ProcessGrid: the world as a 5-D grid tp x sp x ep x dp x pp (CONTRACT §5), rank <->
+/// @brief ProcessGrid: the world as a 5-D grid tp x sp x ep x dp x pp
+/// (docs/reference.md, "The process grid"), rank <->
 /// coordinates, and the groups of any set of axes.
 ///
 /// A rank is a mixed-radix number whose digits are its coordinates, taken in the `--order`:
@@ -153,7 +154,8 @@ class ProcessGrid {
 };
 
 /// The groups of every non-empty set of axes (AxisSet::all() order, so all 31 keys, axes of
-/// size 1 included), as the JSON object of CONTRACT §5: {"tp": [[0,1],[2,3]], ...}.
+/// size 1 included), as the JSON object of docs/reference.md, "The process grid":
+/// {"tp": [[0,1],[2,3]], ...}.
 nlohmann::ordered_json groups_json(const ProcessGrid& grid);
 
 /// groups_json() as text with one key per line (what `ch07_hybrid_parallel --print-groups`

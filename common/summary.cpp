@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
-// Cross-checks (ours vs a reference tensor) and the `--json` run summary of CONTRACT §4.
+// Cross-checks (ours vs a reference tensor) and the `--json` run summary
+// (docs/reference.md, "The summary").
 //
 // Errors are accumulated in double whatever the tensors' dtype, so the check itself adds no
 // rounding worth mentioning. A check that cannot be computed (different element counts) fails

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /// @file summary.hpp
-/// @brief Cross-checks and the `--json` run summary (CONTRACT §4).
+/// @brief Cross-checks and the `--json` run summary (docs/reference.md, "The summary").
 #pragma once
 
 #include <cstdint>
@@ -58,7 +58,8 @@ struct Summary {
 
   /// True when every check passed and every comm entry matches its prediction.
   bool all_passed() const;
-  /// The JSON object of CONTRACT §4. NaN or infinite numbers (e.g. the errors of a check whose
+  /// The JSON object of docs/reference.md, "The summary". NaN or infinite numbers (e.g. the errors
+  /// of a check whose
   /// shapes differ) are written as null, which readers must treat as a failed check.
   nlohmann::json to_json() const;
   /// Writes to_json() to @p path (pretty-printed). Throws Error naming the path on failure.

@@ -200,7 +200,7 @@ std::vector<float> Tensor::to_vector() const {
   if (!defined()) return v;  // an undefined tensor holds no elements
   Tensor h = Tensor::from_vector(v, shape_);
   h.copy_from(*this);
-  std::memcpy(v.data(), h.raw(), nbytes());
+  if (nbytes() > 0) std::memcpy(v.data(), h.raw(), nbytes());  // memcpy of nothing from a null pointer is UB
   return v;
 }
 
@@ -210,7 +210,7 @@ std::vector<std::int32_t> Tensor::to_ivector() const {
   if (!defined()) return v;  // an undefined tensor holds no elements
   Tensor h = Tensor::from_vector(v, shape_);
   h.copy_from(*this);
-  std::memcpy(v.data(), h.raw(), nbytes());
+  if (nbytes() > 0) std::memcpy(v.data(), h.raw(), nbytes());  // memcpy of nothing from a null pointer is UB
   return v;
 }
 

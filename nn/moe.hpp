@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /// @file moe.hpp
-/// @brief The MoE layer of CONTRACT §1: router softmax, top-k (ties -> lower expert index),
+/// @brief The MoE layer of the reference model (docs/reference.md): router softmax, top-k (ties ->
+/// lower expert index),
 /// renormalised gates, per-sequence capacity, SwiGLU experts, and the Switch aux loss.
 ///
 /// Routing (top-k, capacity, aux loss and the router's backward) runs on the host from the

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// The parameter registry: CONTRACT names and shapes, the initialisation rule, grads.
+// The parameter registry: names and shapes (docs/reference.md), the initialisation rule, grads.
 #include "nn/params.hpp"
 
 #include "common/check.hpp"

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /// @file params.hpp
-/// @brief The parameter registry: every tensor of the model by its CONTRACT name, with its
+/// @brief The parameter registry: every tensor of the model by its name (docs/reference.md), with its
 /// value and gradient on the backend's device, initialised deterministically from the seed.
 ///
 /// Initialisation rule (param_init_block), decided by the name alone so that a shard drawn on
@@ -59,7 +59,7 @@ unsigned default_sum_axes(const std::string& name);
 /// piece of: its full shape, where this rank's block starts, and the group its gradient is
 /// summed over.
 struct Param {
-  std::string name;  ///< CONTRACT name
+  std::string name;  ///< HF Llama name (docs/reference.md)
   Tensor value;      ///< the weights (this rank's block of them)
   Tensor grad;       ///< d loss / d value; backward passes ACCUMULATE into it
   Shape full{};      ///< the whole parameter's shape (value's own shape when not sharded)

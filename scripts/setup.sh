@@ -11,7 +11,7 @@ PACKAGES=(
   libeigen3-dev                         # CPU ops
   libgtest-dev libgmock-dev             # tests
   libbenchmark-dev                      # bench/
-  libcli11-dev                          # command line (CONTRACT §2)
+  libcli11-dev                          # command line (docs/reference.md)
   nlohmann-json3-dev                    # --json summary, --trace, config.json
   doxygen graphviz                      # docs/ (docs target and its ctest)
   python3 python3-numpy python3-matplotlib   # .npy fixture, notebooks' plots

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /// @file dump.hpp
-/// @brief The --dump of CONTRACT §3 for the serial model, written by rank 0 during training:
+/// @brief The --dump (docs/reference.md, "The dump") for the serial model, written by rank 0 during
+/// training:
 /// config.json, inputs/targets (and inputs_sK/targets_sK for every step K with "data": "stream"),
 /// params/ (initial), logits.npy and grads/ (step 0), loss.npy, final/ (after the last step).
 /// tests/ch01/check_dump.py re-derives the step-0 logits, loss and first AdamW step from it.

@@ -2,7 +2,7 @@
 // Step 4: training. One step = zero the gradients, forward + loss, backward, AdamW update
 // (torch.optim.AdamW semantics: decoupled weight decay, bias-corrected moments). On the
 // synthetic task the loss falls from ln V towards the noise's entropy within a few dozen steps.
-// With --dump this step writes the NumPy dump of CONTRACT §3 (rank 0).
+// With --dump this step writes the NumPy dump (docs/reference.md, "The dump"; rank 0).
 // Run: build/cpu/bin/ch01_reference_model --step 4 --steps 60
 //      build/cpu/bin/ch01_reference_model --step 4 --steps 1 --dump /tmp/ch01 && python3 tests/ch01/check_dump.py /tmp/ch01
 #include <algorithm>
@@ -75,7 +75,8 @@ void train(Context& ctx, Lab& lab, bool narrate) {
   if (dump.enabled()) {
     dump.losses(losses);
     dump.params("final", reg, false);
-    ctx.narrator.say("Wrote the dump (CONTRACT §3) to " + ctx.options.dump + "; check it with python3 "
+    ctx.narrator.say("Wrote the dump (docs/reference.md, 'The dump') to " + ctx.options.dump +
+                     "; check it with python3 "
                      "tests/ch01/check_dump.py " + ctx.options.dump);
   }
   if (narrate) ctx.show(t);

@@ -36,7 +36,8 @@ struct Lab {
 /// with --data fixed.
 nn::Batch batch_of_step(const Options& o, int k);
 
-/// The chapter's settings: ModelConfig's keys (CONTRACT §3) plus data, prompt, gen_tokens.
+/// The chapter's settings: ModelConfig's keys (docs/reference.md, "The dump") plus data, prompt,
+/// gen_tokens.
 nlohmann::json config_json(const Options& o);
 
 /// Every parameter value of @p reg, concatenated in registration order into one tensor [N].

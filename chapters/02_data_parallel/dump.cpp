@@ -93,7 +93,8 @@ void DpDump::end(const std::vector<double>& losses, const Tensor& dense_final) {
   std::vector<float> l(losses.begin(), losses.end());
   npy::save(dir_ + "/loss.npy", Tensor::from_vector(l, {static_cast<std::int64_t>(l.size())}));
   params("final", dense_final);
-  ctx_->narrator.say("Wrote the dump (CONTRACT §3, full tensors gathered from the " + run_ + " run) to " + dir_);
+  ctx_->narrator.say("Wrote the dump (docs/reference.md, 'The dump'; full tensors gathered from the " + run_ +
+                     " run) to " + dir_);
 }
 
 }  // namespace fivefold::ch02

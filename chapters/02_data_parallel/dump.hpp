@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /// @file dump.hpp
-/// @brief The --dump of CONTRACT §3 for a data-parallel run: full, gathered tensors whatever the
+/// @brief The --dump (docs/reference.md, "The dump") for a data-parallel run: full, gathered
+/// tensors whatever the
 /// ZeRO stage (rank 0 writes; the gathers are uncounted bookkeeping). The first training run of
 /// the process writes it.
 #pragma once

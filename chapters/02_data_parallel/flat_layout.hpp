@@ -4,7 +4,8 @@
 /// each of n data-parallel ranks owns (the ZeRO partition).
 ///
 /// The model is cut into units, the pieces that are used together: the embedding, each decoder
-/// layer, and the head (final norm + lm_head). Units sit in registration order (CONTRACT §1).
+/// layer, and the head (final norm + lm_head). Units sit in registration order (docs/reference.md,
+/// "The reference model").
 /// The buffer is made of segments, each padded with zeros to a multiple of n so that every rank
 /// owns exactly padded/n elements of it (collectives need equal blocks):
 /// - one segment holding every unit (DDP and ZeRO-1: one reduce-scatter, one all-gather);

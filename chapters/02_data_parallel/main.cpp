@@ -60,9 +60,11 @@ int main(int argc, char** argv) {
         ->check(kPositive)
         ->capture_default_str();
   };
-  spec.validate = [&](const CommonOptions&, int world) {
+  spec.validate = [&](const CommonOptions& opts, int world) {
     dp = world;
     o.cfg.validate();
+    FIVEFOLD_USAGE_CHECK(opts.dump.empty() || opts.step <= 5, "--dump ", opts.dump, " is written by the first "
+                         "training run (steps 1-5); run all steps or one of --step 1..5 with --dump");
     FIVEFOLD_USAGE_CHECK(o.cfg.steps >= 1, "--steps ", o.cfg.steps, ": data-parallel training needs at least one "
                          "step; pass --steps 1 or more");
     // TUTORIAL: every rank needs at least one sequence of the global batch.

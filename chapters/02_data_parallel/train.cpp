@@ -16,7 +16,8 @@ namespace fivefold::ch02 {
 
 namespace {
 
-/// Relative tolerances (DESIGN.md): one forward/backward, and after a few optimizer steps.
+/// Relative tolerances (docs/reference.md, "Tolerances"): one forward/backward, and after a few
+/// optimizer steps.
 constexpr double kTolOneStep = 1e-5;
 constexpr double kTolSteps = 1e-4;
 

@@ -55,6 +55,8 @@ int main(int argc, char** argv) {
   };
   spec.validate = [&](const CommonOptions& opts, int world) {
     o.cfg.validate();
+    FIVEFOLD_USAGE_CHECK(o.cfg.steps >= 1, "--steps ", o.cfg.steps, ": training needs at least one step; pass "
+                         "--steps 1 or more");
     if (o.tp == 0) o.tp = world;
     ch03::validate_tp(o.cfg, o.tp, world);
     FIVEFOLD_USAGE_CHECK(o.prompt <= o.cfg.seq, "--prompt ", o.prompt, " is longer than --seq ", o.cfg.seq,

@@ -43,7 +43,8 @@ struct Lab {
 Communicator& tp_group(Context& ctx, Lab& lab);
 /// The batch of training step @p k (sequences k*B.. with --data stream, always 0.. with fixed).
 nn::Batch batch_of_step(const Options& o, int k);
-/// The chapter's settings: ModelConfig's keys (CONTRACT §3) plus tp, data, prompt, gen_tokens.
+/// The chapter's settings: ModelConfig's keys (docs/reference.md, "The dump") plus tp, data,
+/// prompt, gen_tokens.
 nlohmann::json config_json(const Options& o, int world_size);
 /// A deterministic random fp32 tensor on the device, the same on every rank (name = RNG stream).
 Tensor random_tensor(Ops& ops, const Options& o, const std::string& name, const Shape& shape);

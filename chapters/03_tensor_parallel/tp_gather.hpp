@@ -3,7 +3,8 @@
 /// @brief Between shards and full tensors, for cross-checks and --dump only (never in the
 /// model's own forward/backward): a rank's block of a full tensor, the full tensor gathered
 /// from every rank's shard with an UNCOUNTED all-gather (bookkeeping, not the algorithm), the
-/// checks of shards against a serial model, and the --dump of full parameters (CONTRACT §3).
+/// checks of shards against a serial model, and the --dump of full parameters (docs/reference.md,
+/// "The dump").
 /// Chapter 03 and chapter 07 (DP x TP) share them.
 #pragma once
 

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // Training the serial and the TP model side by side (steps 6 and 7), with the checks, the
-// per-block communication table and the --dump of CONTRACT §3 (full tensors, gathered).
+// per-block communication table and the --dump (docs/reference.md, "The dump"; full tensors, gathered).
 #include <chrono>
 
 #include "chapters/03_tensor_parallel/steps.hpp"

@@ -70,6 +70,8 @@ int main(int argc, char** argv) {
   };
   spec.validate = [&](const CommonOptions& opts, int world) {
     o.cfg.validate();
+    FIVEFOLD_USAGE_CHECK(o.cfg.steps >= 1, "--steps ", o.cfg.steps, ": training needs at least one step; pass "
+                         "--steps 1 or more");
     if (o.pp == 0) o.pp = world;
     FIVEFOLD_USAGE_CHECK(o.pp == world, "--pp ", o.pp, " must equal the number of ranks ", world,
                          "; run mpirun -np ", o.pp, " or pass --pp ", world);

@@ -51,7 +51,7 @@ void add_options(CLI::App& app, Options& o) {
       ->default_str("the job's ranks")
       ->check(kPositive);
   app.add_flag("--print-groups", o.print_groups,
-               "print the groups of every set of axes as JSON (CONTRACT §5); no MPI");
+               "print the groups of every set of axes as JSON (docs/reference.md, 'The process grid'); no MPI");
   app.add_option("--gpus-per-node", o.gpus_per_node, "GPUs per node, for the placement of step 2")->check(kPositive);
   add_model_options(app, o.model);
   app.add_option("--bucket-mb", o.bucket_mb, "step 3: DP gradient bucket size in MiB (0: one bucket per unit)")

@@ -25,7 +25,7 @@ struct Options {
   std::optional<int> pp;        ///< --pp (default 1)
   std::string order = kDefaultOrder;  ///< --order, fastest axis first
   std::optional<int> world;     ///< --world N: the grid's size (default: the job's ranks)
-  bool print_groups = false;    ///< --print-groups: print the JSON of CONTRACT §5 and exit
+  bool print_groups = false;    ///< --print-groups: print the groups as JSON (docs/reference.md) and exit
   int gpus_per_node = 8;        ///< --gpus-per-node (step 2)
   ModelConfig model;            ///< --vocab --dim ... (step 2's traffic, step 3's model)
   double bucket_mb = 0.05;      ///< --bucket-mb (step 3: DP gradient bucket size; the tiny model: 3 buckets)
@@ -54,7 +54,8 @@ ProcessGrid make_grid(const Options& o, int world_size);
 /// and B >= dp.
 std::string dp_tp_blocker(const Options& o, int job_size);
 
-/// The run's settings (CONTRACT §3 config.json and the --json "config"): the model's keys, the
+/// The run's settings (the dump's config.json and the --json "config", docs/reference.md): the
+/// model's keys, the
 /// five degrees, order, world, gpus_per_node, and step 3's data, bucket_mb and overlap.
 nlohmann::json grid_config(const Options& o, int job_size);
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
-"""Checks a ch01_reference_model --dump DIR against CONTRACT.md with NumPy alone.
+"""Checks a ch01_reference_model --dump DIR against docs/reference.md with NumPy alone.
 
-An independent NumPy (float64) implementation of the reference model of CONTRACT section 1,
+An independent NumPy (float64) implementation of the reference model (docs/reference.md, "The reference model"),
 dense and MoE (top-k with ties to the lower index, renormalised gates, per-sequence capacity,
 Switch aux loss averaged over sequences as nn/moe.hpp documents), recomputes from
 params/*.npy and inputs.npy:
@@ -38,7 +38,7 @@ def rel_err(ours, ref):
 
 
 def param_specs(c):
-    """CONTRACT section 1 names and shapes, in the model's order."""
+    """The parameter names and shapes of docs/reference.md, in the model's order."""
     V, C, F, L, H, Hkv = c["vocab"], c["dim"], c["ffn"], c["layers"], c["heads"], c["kv_heads"]
     hd = C // H
     moe = set(c.get("moe_layers", []))
@@ -160,7 +160,7 @@ def main():
             "topk", "capacity_factor", "aux_coef", "beta1", "beta2", "eps", "weight_decay", "rope_theta", "norm_eps",
             "moe_layers", "data"]
     missing = [k for k in keys if k not in c]
-    check("config.json has the CONTRACT section 3 keys", not missing, "missing " + ", ".join(missing))
+    check("config.json has the keys of docs/reference.md, 'The dump'", not missing, "missing " + ", ".join(missing))
     check("config.json says the dump is complete", c.get("complete") is True,
           "\"complete\" is %r: the run stopped before it wrote every array" % c.get("complete"))
     B, T, V, steps = c["batch"], c["seq"], c["vocab"], c["steps"]
@@ -173,7 +173,7 @@ def main():
             if a is not None:
                 store[name] = a
         extra = sorted(set(f[:-4] for f in os.listdir(os.path.join(d, sub))) - set(n for n, _ in specs))
-        check(f"{sub}/ holds exactly the {len(specs)} CONTRACT parameters", len(store) == len(specs) and not extra,
+        check(f"{sub}/ holds exactly the {len(specs)} parameters of the model", len(store) == len(specs) and not extra,
               f"{len(store)} found, extra: {extra}")
     tokens = load(os.path.join(d, "inputs.npy"), np.int32, (B, T))
     targets = load(os.path.join(d, "targets.npy"), np.int32, (B, T))

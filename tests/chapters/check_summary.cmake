@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: MIT
 # cmake -DJSON=<summary.json> -DCHAPTER=<name> -DWORLD=<n> [-DCHECKS=<k>] [-DTRACE=<trace.json>]
 #       -P check_summary.cmake
-# Reads a chapter's --json summary (CONTRACT §4) and fails unless it names the chapter and the
+# Reads a chapter's --json summary (docs/reference.md, "The summary") and fails unless it names the
+# chapter and the
 # world size, holds at least one check, every check passed and every comm entry's counted calls
 # and payload bytes equal the predicted ones. With CHECKS, exactly k checks. With TRACE, also checks the Chrome trace has one
 # process (pid) per rank. Needs CMake >= 3.19 (string(JSON)); no Python.

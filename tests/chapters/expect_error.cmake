@@ -3,7 +3,7 @@
 #       [-DSECONDS=<limit, default 60>] -P expect_error.cmake
 # The one "expected error" script of the test suite (tests/chapters, ch01, ch02, ch03 use it).
 # Runs `mpiexec -n NP EXE ARGS` (ARGS separated by '|') and fails unless the run exits non-zero
-# (exactly with status EXIT when given, e.g. 2 for a usage error, CONTRACT section 2)
+# (exactly with status EXIT when given, e.g. 2 for a usage error, docs/reference.md "Command line")
 # within SECONDS (60 by default) and the combined output has exactly one line starting with "error" (our one-line
 # report; the banner mpirun adds when a rank exits non-zero has no such line) that matches
 # EXPECT (e.g. the option's name).

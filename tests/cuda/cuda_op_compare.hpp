@@ -15,7 +15,8 @@
 
 namespace fivefold::test {
 
-/// Relative L2 tolerance of one op (DESIGN.md): the kernels differ from the CPU only in the
+/// Relative L2 tolerance of one op (docs/reference.md, "Tolerances"): the kernels differ from the
+/// CPU only in the
 /// order of a row's or a GEMM's sums (fp32 rounding ~1e-7 relative).
 inline constexpr double kOpTol = 1e-5;
 /// Elementwise ops round every product and sum like the CPU: equal up to an ulp of expf.

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 // The whole model, CPU (EigenOps) against CUDA (CudaOps): the same ModelConfig and weights run
 // through nn::Model on both backends. Checked: logits, the loss (cross-entropy and aux), the
-// MoE routing, every gradient after one forward/backward (relative L2 <= 1e-5, DESIGN.md),
+// MoE routing, every gradient after one forward/backward (relative L2 <= 1e-5, docs/reference.md
+// "Tolerances"),
 // every parameter after 3 AdamW steps (<= 1e-4), and the greedily generated tokens (equal,
 // with and without the KV cache). Configs: dense GQA, and MoE with a capacity factor that
 // drops assignments plus the aux loss; odd sizes (V 37, T 13).

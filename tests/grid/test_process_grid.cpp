@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 // ProcessGrid against the brute force of brute_force.hpp: coordinates, membership (pairs that
 // agree off S), ordering (odometer tuples), for several layouts and every one of the 120 orders
-// of two of them; the 16-GPU example literally; the JSON of CONTRACT §5; one-line UsageErrors
+// of two of them; the 16-GPU example literally; the --print-groups JSON (docs/reference.md);
+// one-line UsageErrors
 // for impossible layouts; and chapter 07's dp-fills default and node placement.
 #include <gtest/gtest.h>
 

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /// @file ref_model.hpp
-/// @brief The whole CONTRACT §1 model in double precision on top of reference.hpp (tests only).
+/// @brief The whole reference model (docs/reference.md) in double precision on top of reference.hpp
+/// (tests only).
 #pragma once
 
 #include <map>
@@ -12,7 +13,7 @@
 
 namespace fivefold::ref {
 
-/// Double-precision reference model; parameters by CONTRACT name.
+/// Double-precision reference model; parameters by HF Llama name (docs/reference.md).
 struct RefModel {
   ModelConfig cfg;                 ///< sizes
   std::map<std::string, Vec> p;    ///< parameters (double copies)

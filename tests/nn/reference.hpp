@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /// @file reference.hpp
-/// @brief An independent double-precision reference of CONTRACT §1 for the tests: plain loops
+/// @brief An independent double-precision reference of the model (docs/reference.md) for the tests:
+/// plain loops
 /// over std::vector<double>, written from the contract text, sharing no code with nn/
 /// or the Ops. The gradient checks differentiate it by central finite differences.
 #pragma once
@@ -130,7 +131,7 @@ struct MoeOut {
   IVec kept;             ///< [N, k] within capacity
 };
 
-/// MoE layer of CONTRACT §1 on x [B, T, C]; experts[e] = {gate, up, down}.
+/// MoE layer of the reference model on x [B, T, C]; experts[e] = {gate, up, down}.
 inline MoeOut moe(const Vec& x, std::int64_t B, std::int64_t T, std::int64_t C, std::int64_t F, int E, int k,
                   double cf, double aux_coef, const Vec& router, const std::vector<std::array<Vec, 3>>& experts) {
   const std::int64_t N = B * T;

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Unit tests of what a run reports: cross-checks (compare/merge), the --json summary keys of
-// CONTRACT §4, the Chrome trace, and the narration helpers (tables, number formatting).
+// docs/reference.md ("The summary"), the Chrome trace, and the narration helpers (tables, number
+// formatting).
 #include <gtest/gtest.h>
 
 #include <cmath>
