@@ -2,27 +2,24 @@
 // One training step over any assembly, with its phases timed outside the algorithm.
 #include "nn/train_step.hpp"
 
-#include <chrono>
-
 #include "common/check.hpp"
+#include "common/clock.hpp"
 
 namespace fivefold::nn {
 
 namespace {
 
-double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
-
 /// Adds the time since the last lap to a phase (after waiting for the device); the first step
 /// of a run is a warm-up and is not counted.
 class PhaseClock {
  public:
-  PhaseClock(Ops& ops, StepTimes* times) : ops_(ops), times_(times), t_(now_s()) {
+  PhaseClock(Ops& ops, StepTimes* times) : ops_(ops), times_(times), t_(now_seconds()) {
     if (times_) ++times_->calls;
   }
   void lap(double StepTimes::*phase) {
     if (!times_) return;
     ops_.synchronize();
-    const double t1 = now_s();
+    const double t1 = now_seconds();
     if (times_->calls > 1) times_->*phase += t1 - t_;
     t_ = t1;
   }

@@ -7,17 +7,15 @@
 // Check: the tokens every request gets are the same whichever replica served it.
 // Run: mpirun -np 4 build/cpu/bin/ch02_data_parallel --step 7 --requests 32 --gen-tokens 16
 #include <algorithm>
-#include <chrono>
 
 #include "chapters/02_data_parallel/steps.hpp"
+#include "common/clock.hpp"
 #include "common/narrate.hpp"
 #include "nn/model.hpp"
 
 namespace fivefold::ch02 {
 
 namespace {
-
-double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 
 /// The prompt of request @p i: the first P tokens of sequence i of a request stream.
 Tensor prompt_of(const Options& o, int i, int P) {
@@ -45,17 +43,17 @@ void step7_inference(Context& ctx, Lab& lab) {
   double t1 = 0;
   std::vector<std::int32_t> ref_tokens;
   if (r == 0) {
-    const double t0 = now_s();
+    const double t0 = now_seconds();
     for (int i = 0; i < R; ++i) {
       const std::vector<std::int32_t> out = replica.generate(prompt_of(o, i, P), o.gen_tokens, true).to_ivector();
       ref_tokens.insert(ref_tokens.end(), out.begin(), out.end());
     }
-    t1 = now_s() - t0;
+    t1 = now_seconds() - t0;
   }
   uncounted_barrier(ctx.world);
   // n replicas: request i goes to rank i % n.
   std::vector<std::int32_t> my_tokens;
-  const double t0 = now_s();
+  const double t0 = now_seconds();
   int served = 0;
   for (int i = r; i < R; i += n, ++served) {
     const std::vector<std::int32_t> out = replica.generate(prompt_of(o, i, P), o.gen_tokens, true).to_ivector();
@@ -63,7 +61,7 @@ void step7_inference(Context& ctx, Lab& lab) {
     for (std::int32_t t : out) s += std::to_string(t) + ",";
     mine[i] = s;
   }
-  const double tn_mine = now_s() - t0;
+  const double tn_mine = now_seconds() - t0;
   const double tn = ctx.max_over_ranks(tn_mine);  // the group is done when its slowest replica is
   const double latency_n = ctx.max_over_ranks(served ? tn_mine / served : 0.0);
   // Gather every request's tokens (bookkeeping) and compare with rank 0's single-replica run.

@@ -2,18 +2,11 @@
 // Greedy generation through the stages, requests in flight, KV caches per stage.
 #include "chapters/04_pipeline_parallel/pp_generate.hpp"
 
-#include <chrono>
-
 #include "common/check.hpp"
+#include "common/clock.hpp"
 #include "nn/attention.hpp"
 
 namespace fivefold::ch04 {
-
-namespace {
-
-double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
-
-}  // namespace
 
 Tensor pipelined_generate(nn::Decoder& stage, StageLink& link, const Tensor& prompts, int requests, int new_tokens,
                           GenerationTimes* times) {
@@ -45,7 +38,7 @@ Tensor pipelined_generate(nn::Decoder& stage, StageLink& link, const Tensor& pro
     Uncounted quiet(link.group());
     link.group().barrier();
   }
-  const double t0 = now_s();
+  const double t0 = now_seconds();
   GenerationTimes out;
   // Round cur computes token cur of every request; the round after collects it on the first stage.
   for (std::int64_t cur = P; cur <= total; ++cur) {
@@ -57,7 +50,7 @@ Tensor pipelined_generate(nn::Decoder& stage, StageLink& link, const Tensor& pro
           const Tensor ids = link.recv({b}, DType::i32, p - 1, {'T', q, static_cast<int>(cur - 1)}).to(Device::host);
           append(q, cur - 1, std::vector<std::int32_t>(ids.data<std::int32_t>(), ids.data<std::int32_t>() + b));
         }
-        if (cur == P + 1 && q == requests - 1) out.prefill_seconds = now_s() - t0;
+        if (cur == P + 1 && q == requests - 1) out.prefill_seconds = now_seconds() - t0;
       }
       if (cur == total) continue;
       // TUTORIAL: prefill the prompt once, then one token per round over the KV caches
@@ -90,7 +83,7 @@ Tensor pipelined_generate(nn::Decoder& stage, StageLink& link, const Tensor& pro
   }
   link.wait_all();
   for (auto& a : acts) a->pass.caches = nullptr;
-  out.seconds = now_s() - t0;
+  out.seconds = now_seconds() - t0;
   if (times) *times = out;
   if (r != 0) return Tensor();
   return Tensor::from_vector(seq, {prompts.dim(0), total});

@@ -2,18 +2,16 @@
 // A pipeline stage's parameters and chunks, and one training step run pass by pass.
 #include "chapters/04_pipeline_parallel/pp_runner.hpp"
 
-#include <chrono>
 #include <map>
 
 #include "common/check.hpp"
+#include "common/clock.hpp"
 #include "common/trace.hpp"
 #include "nn/attention.hpp"
 
 namespace fivefold::ch04 {
 
 namespace {
-
-double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 
 /// Rows [first, first+n) of a host [B, T] tensor.
 Tensor rows(const Tensor& t, std::int64_t first, std::int64_t n) { return t.narrow(first, n).clone(); }
@@ -77,7 +75,7 @@ double PipelineRunner::step(nn::Synchroniser& sync, const std::vector<nn::Batch>
     Uncounted quiet(link_->group());
     link_->group().barrier();  // a common start, so the ranks' clocks compare
   }
-  const double t0 = now_s();
+  const double t0 = now_seconds();
   StepRecord rec;
   sync.zero_grad();
   const nn::UnitHooks hooks_mid = sync.hooks(false), hooks_last = sync.hooks(true);
@@ -102,10 +100,10 @@ double PipelineRunner::step(nn::Synchroniser& sync, const std::vector<nn::Batch>
       pass.aux_scale = m == 1 ? 1.0 : share;
       Tensor x;
       if (a.vstage > 0) x = link_->recv(act, DType::f32, (a.vstage - 1) % p, {'F', a.mb, a.vstage});
-      ev.start = now_s() - t0;
+      ev.start = now_seconds() - t0;
       const Tensor& out = chunk.forward(*acts, x, hooks);
       ops.synchronize();
-      ev.end = now_s() - t0;
+      ev.end = now_seconds() - t0;
       loss += share * (acts->ce + acts->aux);  // the head's cross-entropy (last stage), every stage's aux losses
       if (a.vstage < V - 1) link_->send(out, (a.vstage + 1) % p, {'F', a.mb, a.vstage + 1});
       if (a.vstage == V - 1 && keep_logits_) logits_[a.mb] = out.clone();
@@ -117,17 +115,17 @@ double PipelineRunner::step(nn::Synchroniser& sync, const std::vector<nn::Batch>
                      a.vstage, " before its forward");
       nn::ChunkActs& acts = *it->second;
       if (a.kind == 'W') {
-        ev.start = now_s() - t0;
+        ev.start = now_seconds() - t0;
         chunk.backward_weight(acts, hooks);  // TUTORIAL: zero bubble: the weight gradient, later
       } else {
         Tensor dy;
         if (a.vstage < V - 1) dy = link_->recv(act, DType::f32, (a.vstage + 1) % p, {'B', a.mb, a.vstage});
-        ev.start = now_s() - t0;
+        ev.start = now_seconds() - t0;
         const Tensor& dx = s_.split_backward ? chunk.backward_input(acts, dy, hooks) : chunk.backward(acts, dy, hooks);
         if (a.vstage > 0) link_->send(dx, (a.vstage - 1) % p, {'B', a.mb, a.vstage - 1});
       }
       ops.synchronize();
-      ev.end = now_s() - t0;
+      ev.end = now_seconds() - t0;
       if (a.kind == 'W' || !s_.split_backward) live.erase(it);  // this pass's activations are done
     }
     link_->progress();  // keep posted sends moving while this rank only computes
@@ -140,7 +138,7 @@ double PipelineRunner::step(nn::Synchroniser& sync, const std::vector<nn::Batch>
   link_->wait_all();
   sync.finish();
   sync.update();
-  rec.seconds = now_s() - t0;
+  rec.seconds = now_seconds() - t0;
   // The step's loss: the last stage's cross-entropy plus every stage's aux losses (a report,
   // not the pipeline's traffic: uncounted).
   Tensor l = ops.upload(Tensor::from_vector(std::vector<float>{static_cast<float>(loss)}, {1}));
