@@ -57,10 +57,29 @@ const Tensor& Attention::forward(Acts& acts, const Tensor& a, const Pass& pass, 
   s.a = a;
   s.pos = pass.pos;
   project(s, a, pass.pos);
+  attend(s);
+  return output_projection(s, B, T);
+}
+
+void Attention::attend(Saved& s) {
+  const std::int64_t B = s.q.dim(0), T = s.q.dim(1);
   ensure(*ops_, s.o, s.q.shape());
   ensure(*ops_, s.lse, {B, heads_, T});
   ops_->attention_forward(s.o, s.lse, s.q, s.k, s.v, s.pos, s.pos);  // causal: key s visible iff pos[s] <= pos[t]
-  ensure(*ops_, s.y, a.shape());
+}
+
+void Attention::attend_backward(Saved& s) {
+  ensure(*ops_, s.dq, s.q.shape());
+  ensure(*ops_, s.dk, s.k.shape());
+  ensure(*ops_, s.dv, s.v.shape());
+  ops_->fill(s.dq, 0.0f);  // attention_backward accumulates
+  ops_->fill(s.dk, 0.0f);
+  ops_->fill(s.dv, 0.0f);
+  ops_->attention_backward(s.dq, s.dk, s.dv, s.d_o, s.q, s.k, s.v, s.o, s.lse, s.pos, s.pos);
+}
+
+const Tensor& Attention::output_projection(Saved& s, std::int64_t B, std::int64_t T) {
+  ensure(*ops_, s.y, {B, T, w_.o.dim(0)});
   linear_forward(*ops_, s.y, s.o.view({B * T, heads_ * head_dim_}), w_.o);  // concat heads, then o_proj
   return s.y;
 }
@@ -72,13 +91,7 @@ const Tensor& Attention::backward_input(Acts& acts, const Tensor& dy) {
   ensure(*ops_, s.d_o, s.o.shape());
   Tensor do2 = s.d_o.view({B * T, heads_ * head_dim_});
   linear_backward_input(*ops_, do2, dy, w_.o);
-  ensure(*ops_, s.dq, s.q.shape());
-  ensure(*ops_, s.dk, s.k.shape());
-  ensure(*ops_, s.dv, s.v.shape());
-  ops_->fill(s.dq, 0.0f);  // attention_backward accumulates
-  ops_->fill(s.dk, 0.0f);
-  ops_->fill(s.dv, 0.0f);
-  ops_->attention_backward(s.dq, s.dk, s.dv, s.d_o, s.q, s.k, s.v, s.o, s.lse, s.pos, s.pos);
+  attend_backward(s);
   ops_->rope(s.dq, s.pos, theta_, true);  // the backward of a rotation is the inverse rotation
   ops_->rope(s.dk, s.pos, theta_, true);
   ensure(*ops_, s.da, s.a.shape());
@@ -127,9 +140,7 @@ const Tensor& Attention::attend_cached(Saved& s, const Tensor& a, std::int64_t s
   ensure(*ops_, s.lse, {B, heads_, T});
   // Slots not written yet have positions > every query position: causality masks them.
   ops_->attention_forward(s.o, s.lse, s.q, cache.k, cache.v, pos, cache.k_pos);
-  ensure(*ops_, s.y, a.shape());
-  linear_forward(*ops_, s.y, s.o.view({B * T, heads_ * head_dim_}), w_.o);
-  return s.y;
+  return output_projection(s, B, T);
 }
 
 }  // namespace fivefold::nn

@@ -49,6 +49,11 @@ struct KvCache {
 };
 
 /// Multi-head causal self-attention with GQA and RoPE: y = attn(rope(a Wq^T), rope(a Wk^T), a Wv^T) Wo^T.
+///
+/// The projections, RoPE and o_proj are the same whatever holds the sequence; only the core
+/// (q, k, v -> o, lse and back) changes when the sequence is split over ranks. A sequence-
+/// parallel attention (chapter 05: Ulysses, ring) derives from this class and overrides
+/// attend() and attend_backward(), with a Saved of its own derived from Attention::Saved.
 class Attention : public Block {
  public:
   /// What one pass keeps.
@@ -88,13 +93,24 @@ class Attention : public Block {
   /// backward. Gives the same y as forward() over the full sequence, row for row.
   const Tensor& forward_cached(const Tensor& a, std::int64_t start, KvCache& cache);
 
- private:
+ protected:
+  /// s.q, s.k, s.v of the tokens a [B, T, C] at positions pos [T], RoPE applied to q and k.
   void project(Saved& s, const Tensor& a, const Tensor& pos);
-  const Tensor& attend_cached(Saved& s, const Tensor& a, std::int64_t start, KvCache& cache);
+  /// The core: s.o [B, T, H, hd] and s.lse [B, H, T] from s.q, s.k, s.v at positions s.pos (one
+  /// Ops::attention_forward here: every key of the sequence is on this rank).
+  virtual void attend(Saved& s);
+  /// The core's backward: s.dq, s.dk, s.dv (before the inverse RoPE) from s.d_o.
+  virtual void attend_backward(Saved& s);
+  /// With a cache (generation): the tokens' q/k/v, the cache appended, the core over it, o_proj.
+  virtual const Tensor& attend_cached(Saved& s, const Tensor& a, std::int64_t start, KvCache& cache);
+  /// y [B, T, C] = s.o Wo^T (into s.y).
+  const Tensor& output_projection(Saved& s, std::int64_t B, std::int64_t T);
   Ops* ops_;
   AttentionWeights w_;
   int heads_, kv_heads_, head_dim_;
   float theta_;
+
+ private:
   Saved own_;
 };
 

@@ -202,6 +202,14 @@ Chunk& Decoder::whole() {
   return *chunks_[0];
 }
 
+Tensor Decoder::pass_positions(const Tensor& current, std::int64_t T) {
+  if (pos_.defined()) {
+    FIVEFOLD_CHECK(pos_.numel() == T, "Decoder: ", T, " tokens per sequence but set_positions gave ", pos_.numel());
+    return pos_;
+  }
+  return current.defined() && current.numel() == T ? current : positions(*ops_, 0, T);
+}
+
 const ChunkActs& Decoder::last_pass() const {
   FIVEFOLD_CHECK(whole_ && whole_->out.defined(), "Decoder: no forward has run yet (logits and losses come from it)");
   return *whole_;
@@ -214,7 +222,7 @@ const Tensor& Decoder::forward_logits(const Tensor& tokens, const UnitHooks& hoo
   Pass& p = whole_->pass;
   p.tokens = ops_->upload(tokens);
   p.targets = Tensor();
-  if (!p.pos.defined() || p.pos.numel() != tokens.dim(1)) p.pos = positions(*ops_, 0, tokens.dim(1));
+  p.pos = pass_positions(p.pos, tokens.dim(1));
   return c.forward(*whole_, Tensor(), hooks);  // [B, T, V or V/tp]
 }
 
@@ -230,7 +238,7 @@ double Decoder::forward(const Tensor& tokens, const Tensor& targets, const UnitH
   p.targets = ops_->upload(targets);
   p.loss_scale = loss_scale;
   p.aux_scale = aux_scale;
-  if (!p.pos.defined() || p.pos.numel() != tokens.dim(1)) p.pos = positions(*ops_, 0, tokens.dim(1));
+  p.pos = pass_positions(p.pos, tokens.dim(1));
   c.forward(*whole_, Tensor(), hooks);
   return whole_->ce + whole_->aux;
 }

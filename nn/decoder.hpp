@@ -189,6 +189,10 @@ class Decoder {
   Chunk& chunk(int i) { return *chunks_.at(i); }
   /// Sets (or clears) the block observer of every chunk.
   void set_observer(BlockObserver seen);
+  /// The global positions int32 [T_l] of the tokens of whole-model training passes (forward,
+  /// forward_logits); undefined (the default): 0..T-1. A rank that holds only some positions of
+  /// every sequence (sequence parallelism) sets its own.
+  void set_positions(Tensor pos) { pos_ = std::move(pos); }
 
   // ---- A rank that holds the whole model, one pass in flight (its own ChunkActs).
   /// tokens int32 [B, T] (any device) -> the logits this rank holds [B, T, V or V/tp].
@@ -219,11 +223,13 @@ class Decoder {
  private:
   Chunk& whole();
   const ChunkActs& last_pass() const;
+  Tensor pass_positions(const Tensor& current, std::int64_t T);
   Ops* ops_;
   ModelConfig cfg_;
   ParamRegistry* registry_;
   std::vector<std::unique_ptr<Chunk>> chunks_;
   std::unique_ptr<ChunkActs> whole_;
+  Tensor pos_;                      // set_positions()
   std::unique_ptr<ChunkActs> gen_;  // generation's activations (kept: MoE routing() may point into them)
   BlockObserver seen_;
 };

@@ -35,6 +35,43 @@ class PhaseClock {
 
 }  // namespace
 
+SummedUpdate::SummedUpdate(Ops& ops, ParamRegistry& params, const AdamWConfig& cfg,
+                           std::vector<std::pair<unsigned, Communicator*>> groups)
+    : ops_(&ops), params_(&params), opt_(ops, cfg, params), groups_(std::move(groups)) {}
+
+std::int64_t SummedUpdate::bytes(unsigned axis) const {
+  std::int64_t n = 0;
+  for (const auto& [bit, comm] : groups_)
+    if (bit == axis && comm->size() > 1)
+      for (const Param& p : params_->all())
+        if (p.sum_axes & bit) n += p.grad.numel();
+  return n * 4;
+}
+
+void SummedUpdate::finish() {
+  for (const auto& [bit, comm] : groups_) {
+    if (comm->size() == 1) continue;
+    const std::int64_t n = bytes(bit) / 4;
+    if (n == 0) continue;
+    if (!flat_.defined() || flat_.numel() < n) flat_ = ops_->empty({n});
+    Tensor buf = flat_.flat(0, n);
+    std::int64_t at = 0;  // TUTORIAL: pack, one all-reduce (sum) over the group, unpack
+    for (const Param& p : params_->all())
+      if (p.sum_axes & bit) {
+        buf.flat(at, p.grad.numel()).copy_from(p.grad.flat(0, p.grad.numel()));
+        at += p.grad.numel();
+      }
+    comm->all_reduce(buf);
+    at = 0;
+    for (Param& p : params_->all())
+      if (p.sum_axes & bit) {
+        Tensor g = p.grad.flat(0, p.grad.numel());
+        g.copy_from(buf.flat(at, p.grad.numel()));
+        at += p.grad.numel();
+      }
+  }
+}
+
 double train_step(Decoder& model, Synchroniser& sync, const Batch& batch, StepTimes* times) {
   return train_step(model, sync, std::vector<Batch>{batch}, times);
 }

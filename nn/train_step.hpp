@@ -11,6 +11,7 @@
 #include <memory>
 #include <vector>
 
+#include "backends/communicator.hpp"
 #include "backends/ops.hpp"
 #include "nn/adamw.hpp"
 #include "nn/data.hpp"
@@ -48,6 +49,32 @@ class LocalUpdate : public Synchroniser {
  private:
   ParamRegistry* params_;
   AdamW opt_;
+};
+
+/// AdamW after summing the gradients over the groups of the layout: for each (axis, group)
+/// pair, every parameter whose Param::sum_axes has that axis gets its gradient summed over the
+/// group: one all-reduce per group of all such gradients packed into one buffer. Sequence
+/// parallelism uses it (every gradient over the sp group; under Megatron-SP the norm gains over
+/// tp); chapter 07 names more axes.
+class SummedUpdate : public Synchroniser {
+ public:
+  /// AdamW(@p cfg) over every parameter of @p params, gradients summed over @p groups.
+  SummedUpdate(Ops& ops, ParamRegistry& params, const AdamWConfig& cfg,
+               std::vector<std::pair<unsigned, Communicator*>> groups);
+  void zero_grad() override { params_->zero_grad(); }
+  UnitHooks hooks(bool) override { return {}; }
+  /// The all-reduces, one per group (groups of one rank are skipped).
+  void finish() override;
+  void update() override { opt_.step(); }
+  /// Bytes one finish() hands to the all-reduce of group @p axis (0 when none).
+  std::int64_t bytes(unsigned axis) const;
+
+ private:
+  Ops* ops_;
+  ParamRegistry* params_;
+  AdamW opt_;
+  std::vector<std::pair<unsigned, Communicator*>> groups_;
+  Tensor flat_;
 };
 
 /// Seconds spent in the phases of the steps so far (this rank; sums over the steps after the

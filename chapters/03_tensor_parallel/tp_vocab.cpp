@@ -27,8 +27,8 @@ std::vector<std::int32_t> host_ints(const Tensor& t) { return t.to(Device::host)
 
 }  // namespace
 
-VocabParallelEmbedding::VocabParallelEmbedding(Ops& ops, Communicator& tp, nn::Param& w)
-    : ops_(&ops), tp_(&tp), w_(w.value), dw_(w.grad), range_(range_of(tp, w.value)) {}
+VocabParallelEmbedding::VocabParallelEmbedding(Ops& ops, Communicator& tp, nn::Param& w, bool reduce)
+    : ops_(&ops), tp_(&tp), w_(w.value), dw_(w.grad), range_(range_of(tp, w.value)), reduce_(reduce) {}
 
 const Tensor& VocabParallelEmbedding::forward(const Tensor& tokens) {
   nn::Pass p;
@@ -52,7 +52,7 @@ const Tensor& VocabParallelEmbedding::forward(nn::Acts& a, const nn::Pass& pass)
   s.mask = ops_->upload(Tensor::from_vector(mask, {n}));
   nn::ensure(*ops_, s.y, {tokens.dim(0), tokens.dim(1), w_.dim(1)});  // [B, T, C]
   ops_->gather_rows(s.y, w_, s.index, s.mask);
-  g_forward(*tp_, s.y);  // TUTORIAL: each token's row comes from exactly one rank: the sum is the lookup
+  if (reduce_) g_forward(*tp_, s.y);  // TUTORIAL: each token's row comes from exactly one rank: the sum is the lookup
   return s.y;
 }
 
@@ -61,8 +61,8 @@ void VocabParallelEmbedding::backward_weight(nn::Acts& a, const Tensor& dx) {
   ops_->scatter_add_rows(dw_, dx, s.index, s.mask);  // only this rank's tokens land (weight 0 elsewhere)
 }
 
-VocabParallelLmHead::VocabParallelLmHead(Ops& ops, Communicator& tp, nn::Param& w)
-    : ops_(&ops), tp_(&tp), w_(w.value), dw_(w.grad), range_(range_of(tp, w.value)) {}
+VocabParallelLmHead::VocabParallelLmHead(Ops& ops, Communicator& tp, nn::Param& w, bool reduce)
+    : ops_(&ops), tp_(&tp), w_(w.value), dw_(w.grad), range_(range_of(tp, w.value)), reduce_(reduce) {}
 
 const Tensor& VocabParallelLmHead::forward(nn::Acts& a, const Tensor& h) {
   Saved& s = static_cast<Saved&>(a);
@@ -155,7 +155,7 @@ const Tensor& VocabParallelLmHead::backward_input(nn::Acts& a) {
   Saved& s = static_cast<Saved&>(a);
   nn::ensure(*ops_, s.dh, s.h.shape());
   nn::linear_backward_input(*ops_, s.dh, s.dlogits, w_);  // dh partial over this rank's vocab slice
-  f_backward(*tp_, s.dh);                                 // TUTORIAL: sum the partials (one all-reduce)
+  if (reduce_) f_backward(*tp_, s.dh);                    // TUTORIAL: sum the partials (one all-reduce)
   return s.dh;
 }
 

@@ -44,8 +44,9 @@ class VocabParallelEmbedding : public nn::EmbeddingPart {
     Tensor mask;  ///< 1/0 owned
     Tensor y;  ///< output
   };
-  /// Over this rank's shard @p w [V/tp, C] of embed_tokens.weight.
-  VocabParallelEmbedding(Ops& ops, Communicator& tp, nn::Param& w);
+  /// Over this rank's shard @p w [V/tp, C] of embed_tokens.weight. With @p reduce false the
+  /// forward leaves this rank's partial lookup un-summed (sequence parallelism reduce-scatters it).
+  VocabParallelEmbedding(Ops& ops, Communicator& tp, nn::Param& w, bool reduce = true);
   std::unique_ptr<nn::Acts> new_acts() const override { return std::make_unique<Saved>(); }
   /// pass.tokens int32 [B, T] (any device) -> x [B, T, C], replicated (one all-reduce).
   const Tensor& forward(nn::Acts& a, const nn::Pass& pass) override;
@@ -63,6 +64,7 @@ class VocabParallelEmbedding : public nn::EmbeddingPart {
   Communicator* tp_;
   Tensor w_, dw_;
   VocabRange range_;
+  bool reduce_;
   Saved own_;
 };
 
@@ -86,8 +88,9 @@ class VocabParallelLmHead : public nn::HeadPart {
     Tensor scale;  ///< per-row rescaling of the local softmax
     Tensor minus;  ///< the one-hot's -1/N
   };
-  /// Over this rank's shard @p w [V/tp, C] of lm_head.weight.
-  VocabParallelLmHead(Ops& ops, Communicator& tp, nn::Param& w);
+  /// Over this rank's shard @p w [V/tp, C] of lm_head.weight. With @p reduce false the
+  /// backward leaves this rank's partial dh un-summed (sequence parallelism reduce-scatters it).
+  VocabParallelLmHead(Ops& ops, Communicator& tp, nn::Param& w, bool reduce = true);
   std::unique_ptr<nn::Acts> new_acts() const override { return std::make_unique<Saved>(); }
   /// h [B, T, C] (replicated) -> this rank's logits [B, T, V/tp]. No communication (f).
   const Tensor& forward(nn::Acts& a, const Tensor& h) override;
@@ -120,6 +123,7 @@ class VocabParallelLmHead : public nn::HeadPart {
   Communicator* tp_;
   Tensor w_, dw_;
   VocabRange range_;
+  bool reduce_;
   Saved own_;
 };
 
