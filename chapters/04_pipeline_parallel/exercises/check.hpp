@@ -12,6 +12,7 @@
 #include "backends/communicator.hpp"
 #include "backends/ops.hpp"
 #include "chapters/04_pipeline_parallel/pp_schedule.hpp"
+#include "chapters/exercise.hpp"
 
 namespace fivefold::ch04 {
 
@@ -29,14 +30,6 @@ int check_one_f_one_b(int argc, char** argv, OneFOneBOrderFn fn);
 /// Feeds @p fn the timelines of gpipe, 1f1b, zb-h1 and interleaved at several (p, m, v) and
 /// compares its shares with replay_units(s).idle_share(r) to 1e-12. Rank 0 prints the verdict.
 int check_bubble_from_table(int argc, char** argv, IdleSharesFn fn);
-
-/// Shared by the checks: with `--hint 1|2` in @p argv, prints that hint (@p hint1 or @p hint2) on
-/// rank 0 and returns 0; otherwise runs @p check on the CPU backend (under run_mpi_main).
-int run_exercise(int argc, char** argv, const char* hint1, const char* hint2,
-                 const std::function<int(Communicator&, Ops&)>& check);
-/// Rank 0 prints "exercise <what> at n = <ranks>: PASSED|FAILED", every distinct problem of the
-/// ranks and, on failure, where the hints are. Collective; returns 0 only when no rank had one.
-int verdict(Communicator& world, const std::string& what, const std::string& problem);
 
 /// The losses of @p steps AdamW steps of a tiny model (layers max(4, world size), dim 32, batch
 /// 2m): first the pipeline over the world running @p s, then the serial model on the same data.
