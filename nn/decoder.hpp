@@ -207,6 +207,8 @@ class Decoder {
   void backward(const UnitHooks& hooks = {});
   /// The logits of the last forward.
   const Tensor& logits() const { return last_pass().out; }
+  /// Every activation the last forward kept (for inspection: what a layout holds per rank).
+  const ChunkActs& activations() const { return last_pass(); }
   /// Cross-entropy part of the last forward's loss.
   double ce_loss() const { return last_pass().ce; }
   /// Aux-loss part of the last forward's loss.

@@ -2,6 +2,8 @@
 // What chapter 05's steps share: the groups, batches, config, the serial reference.
 #include "chapters/05_sequence_parallel/steps.hpp"
 
+#include <cmath>
+
 #include "nn/model.hpp"
 #include "nn/train_step.hpp"
 
@@ -49,6 +51,15 @@ const SerialRun& serial(Context& ctx, Lab& lab) {
   for (const nn::Param& p : model.params().all()) run.final[p.name] = p.value.clone();
   lab.serial = std::move(run);
   return *lab.serial;
+}
+
+CheckResult exact(const std::string& name, double got, double want) {
+  CheckResult r;
+  r.name = name;
+  r.max_abs_err = std::abs(got - want);
+  r.max_rel_err = want != 0 ? r.max_abs_err / std::abs(want) : std::abs(got);
+  r.passed = got == want;
+  return r;
 }
 
 bool wants(const Lab& lab, SpMode mode) { return lab.o.mode.empty() || parse_sp_mode(lab.o.mode) == mode; }

@@ -2,7 +2,11 @@
 // Step 5: what each mode holds and sends: activation bytes per rank vs T, measured; the table of modes.
 #include "chapters/05_sequence_parallel/steps.hpp"
 #include "chapters/05_sequence_parallel/ulysses.hpp"
+#include "common/check.hpp"
 #include "nn/model.hpp"
+
+#include <map>
+#include <sstream>
 
 namespace fivefold::ch05 {
 
@@ -28,6 +32,19 @@ std::int64_t forward_bytes(Context& ctx, Lab& lab, SpMode mode, int T, bool seri
   return memory_stats(ctx.ops.device()).live_bytes - before;
 }
 
+/// "megatron 107820, ulysses ..." : bytes per local position (B T/sp of them) at the first T.
+std::string per_position(const std::map<std::string, std::vector<std::int64_t>>& by_mode, const ModelConfig& c, int n) {
+  std::string s;
+  const std::int64_t local = static_cast<std::int64_t>(c.batch) * c.seq / n;
+  for (const auto& [name, b] : by_mode) {
+    std::ostringstream v;
+    v.precision(6);
+    v << static_cast<double>(b[0]) / static_cast<double>(local);
+    s += (s.empty() ? "" : ", ") + name + " " + v.str();
+  }
+  return s;
+}
+
 }  // namespace
 
 void step5_memory(Context& ctx, Lab& lab) {
@@ -42,6 +59,7 @@ void step5_memory(Context& ctx, Lab& lab) {
           {"T", "serial", "serial / sp", "megatron", "ulysses", "ring", "zigzag"},
           {}};
   nlohmann::json& sec = ctx.summary.sections["sequence"]["memory"];
+  std::map<std::string, std::vector<std::int64_t>> by_mode;  // bytes at T, 2T, 4T
   for (int T : {c.seq, 2 * c.seq, 4 * c.seq}) {
     const std::int64_t ser = forward_bytes(ctx, lab, SpMode::ring, T, true);
     std::vector<std::string> row{std::to_string(T), std::to_string(ser), std::to_string(ser / n)};
@@ -54,6 +72,7 @@ void step5_memory(Context& ctx, Lab& lab) {
         continue;
       }
       const std::int64_t b = forward_bytes(ctx, lab, mode, T, false);
+      by_mode[sp_mode_name(mode)].push_back(b);
       row.push_back(std::to_string(b));
       jr[sp_mode_name(mode)] = b;
     }
@@ -61,6 +80,16 @@ void step5_memory(Context& ctx, Lab& lab) {
     sec.push_back(jr);
   }
   ctx.show(t);
+  // TUTORIAL: no mode keeps a T x T score matrix: what a forward leaves grows linearly with T.
+  for (const auto& [name, b] : by_mode) {
+    if (b.size() != 3) continue;  // a mode that cannot split 2T or 4T
+    CheckResult lin = exact(name + ": activation bytes per rank at 2T and 4T == 2x and 4x those at T",
+                            static_cast<double>(b[1]), 2.0 * static_cast<double>(b[0]));
+    merge(lin, exact(lin.name, static_cast<double>(b[2]), 4.0 * static_cast<double>(b[0])));
+    ctx.check(lin);
+  }
+  ctx.narrator.say("Per local position every mode keeps a fixed number of bytes (rank 0, at T = " + std::to_string(c.seq) +
+                   ": " + per_position(by_mode, c, n) + "); so the activations per rank are that number x B x T/sp.");
 
   const std::int64_t B = c.batch, T = c.seq, C = c.dim, hd = c.head_dim();
   Table modes{"The modes at this layout (bytes per layer and rank, forward; the backward sends the same again "

@@ -9,15 +9,6 @@ namespace fivefold::ch05 {
 
 namespace {
 
-CheckResult exact(const std::string& name, double got, double want) {
-  CheckResult r;
-  r.name = name;
-  r.max_abs_err = std::abs(got - want);
-  r.max_rel_err = want != 0 ? r.max_abs_err / std::abs(want) : std::abs(got);
-  r.passed = got == want;
-  return r;
-}
-
 std::string fixed(double v, int digits) {
   std::ostringstream s;
   s.setf(std::ios::fixed);
