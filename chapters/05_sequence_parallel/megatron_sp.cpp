@@ -23,8 +23,8 @@ class SpEmbedding : public nn::EmbeddingPart {
     std::unique_ptr<nn::Acts> inner;
     Tensor y, full_dx;
   };
-  SpEmbedding(Ops& ops, Communicator& tp, RowMaps& maps, nn::Param& w)
-      : ops_(&ops), tp_(&tp), maps_(&maps), inner_(ops, tp, w, /*reduce=*/false) {}
+  SpEmbedding(Ops& ops, Communicator& tp, RowMaps& maps, SeqBuffers& buf, nn::Param& w)
+      : ops_(&ops), tp_(&tp), maps_(&maps), buf_(&buf), inner_(ops, tp, w, /*reduce=*/false) {}
   std::unique_ptr<nn::Acts> new_acts() const override {
     auto s = std::make_unique<Saved>();
     s->inner = inner_.new_acts();
@@ -33,12 +33,12 @@ class SpEmbedding : public nn::EmbeddingPart {
   const Tensor& forward(nn::Acts& a, const nn::Pass& pass) override {
     Saved& s = static_cast<Saved&>(a);
     const Tensor& partial = inner_.forward(*s.inner, pass);  // [B, T, C]: this vocab slice's rows, 0 elsewhere
-    reduce_scatter_seq(*tp_, *ops_, *maps_, partial, s.y, buf_);  // TUTORIAL: the sum, only for my positions
+    reduce_scatter_seq(*tp_, *ops_, *maps_, partial, s.y, *buf_);  // TUTORIAL: the sum, only for my positions
     return s.y;
   }
   void backward_weight(nn::Acts& a, const Tensor& dx) override {
     Saved& s = static_cast<Saved&>(a);
-    gather_seq(*tp_, *ops_, *maps_, dx, s.full_dx, buf_);  // every position's gradient, for my vocab rows
+    gather_seq(*tp_, *ops_, *maps_, dx, s.full_dx, *buf_);  // every position's gradient, for my vocab rows
     inner_.backward_weight(*s.inner, s.full_dx);
   }
 
@@ -46,8 +46,8 @@ class SpEmbedding : public nn::EmbeddingPart {
   Ops* ops_;
   Communicator* tp_;
   RowMaps* maps_;
+  SeqBuffers* buf_;
   ch03::VocabParallelEmbedding inner_;
-  SeqBuffers buf_;
 };
 
 /// The final norm's output gathered along T, then chapter 03's vocab-parallel head and loss
@@ -58,8 +58,8 @@ class SpHead : public nn::HeadPart {
     std::unique_ptr<nn::Acts> inner;
     Tensor full_h, dh;
   };
-  SpHead(Ops& ops, Communicator& tp, RowMaps& maps, nn::Param& w)
-      : ops_(&ops), tp_(&tp), maps_(&maps), inner_(ops, tp, w, /*reduce=*/false) {}
+  SpHead(Ops& ops, Communicator& tp, RowMaps& maps, SeqBuffers& buf, nn::Param& w)
+      : ops_(&ops), tp_(&tp), maps_(&maps), buf_(&buf), inner_(ops, tp, w, /*reduce=*/false) {}
   std::unique_ptr<nn::Acts> new_acts() const override {
     auto s = std::make_unique<Saved>();
     s->inner = inner_.new_acts();
@@ -67,14 +67,14 @@ class SpHead : public nn::HeadPart {
   }
   const Tensor& forward(nn::Acts& a, const Tensor& h) override {
     Saved& s = static_cast<Saved&>(a);
-    gather_seq(*tp_, *ops_, *maps_, h, s.full_h, buf_);  // TUTORIAL: f: all-gather along T
+    gather_seq(*tp_, *ops_, *maps_, h, s.full_h, *buf_);  // TUTORIAL: f: all-gather along T
     return inner_.forward(*s.inner, s.full_h);           // [B, T, V/tp]
   }
   double loss(nn::Acts& a, const nn::Pass& pass) override { return inner_.loss(*static_cast<Saved&>(a).inner, pass); }
   const Tensor& backward_input(nn::Acts& a) override {
     Saved& s = static_cast<Saved&>(a);
     const Tensor& partial = inner_.backward_input(*s.inner);  // [B, T, C], this vocab slice's share
-    reduce_scatter_seq(*tp_, *ops_, *maps_, partial, s.dh, buf_);
+    reduce_scatter_seq(*tp_, *ops_, *maps_, partial, s.dh, *buf_);
     return s.dh;
   }
   void backward_weight(nn::Acts& a) override { inner_.backward_weight(*static_cast<Saved&>(a).inner); }
@@ -85,8 +85,8 @@ class SpHead : public nn::HeadPart {
   Ops* ops_;
   Communicator* tp_;
   RowMaps* maps_;
+  SeqBuffers* buf_;
   ch03::VocabParallelLmHead inner_;
-  SeqBuffers buf_;
 };
 
 }  // namespace
@@ -99,22 +99,22 @@ std::unique_ptr<nn::Acts> SequenceRegion::new_acts() const {
 
 const Tensor& SequenceRegion::forward(nn::Acts& a, const Tensor& x, const nn::Pass& pass, nn::KvCache* cache) {
   Saved& s = static_cast<Saved&>(a);
-  gather_seq(*tp_, *ops_, *maps_, x, s.full_x, buf_);                     // TUTORIAL: f: all-gather along T
+  gather_seq(*tp_, *ops_, *maps_, x, s.full_x, *buf_);                     // TUTORIAL: f: all-gather along T
   const Tensor& partial = inner_->forward(*s.inner, s.full_x, pass, cache);  // this rank's heads / F slice
-  reduce_scatter_seq(*tp_, *ops_, *maps_, partial, s.y, buf_);             // TUTORIAL: g: reduce-scatter along T
+  reduce_scatter_seq(*tp_, *ops_, *maps_, partial, s.y, *buf_);             // TUTORIAL: g: reduce-scatter along T
   return s.y;
 }
 
 const Tensor& SequenceRegion::backward_input(nn::Acts& a, const Tensor& dy) {
   Saved& s = static_cast<Saved&>(a);
-  gather_seq(*tp_, *ops_, *maps_, dy, s.full_dy, buf_);  // g's backward: all-gather
+  gather_seq(*tp_, *ops_, *maps_, dy, s.full_dy, *buf_);  // g's backward: all-gather
   const Tensor& partial = inner_->backward_input(*s.inner, s.full_dy);
-  reduce_scatter_seq(*tp_, *ops_, *maps_, partial, s.dx, buf_);  // f's backward: reduce-scatter
+  reduce_scatter_seq(*tp_, *ops_, *maps_, partial, s.dx, *buf_);  // f's backward: reduce-scatter
   return s.dx;
 }
 
 std::unique_ptr<nn::EmbeddingPart> MegatronSpParts::embedding(nn::ParamRegistry& params) {
-  return std::make_unique<SpEmbedding>(*ops_, *tp_, maps_, params.get("embed_tokens.weight"));
+  return std::make_unique<SpEmbedding>(*ops_, *tp_, maps_, buf_, params.get("embed_tokens.weight"));
 }
 
 std::unique_ptr<nn::Block> MegatronSpParts::attention(nn::ParamRegistry& params, int l) {
@@ -122,16 +122,16 @@ std::unique_ptr<nn::Block> MegatronSpParts::attention(nn::ParamRegistry& params,
   auto heads = std::make_unique<nn::Attention>(*ops_, nn::attention_weights(params, layer_prefix(l) + "self_attn"),
                                                cfg_.heads / tp, cfg_.kv_heads / tp, cfg_.head_dim(),
                                                static_cast<float>(cfg_.rope_theta));
-  return std::make_unique<SequenceRegion>(*ops_, *tp_, maps_, std::move(heads));
+  return std::make_unique<SequenceRegion>(*ops_, *tp_, maps_, buf_, std::move(heads));
 }
 
 std::unique_ptr<nn::Block> MegatronSpParts::mlp(nn::ParamRegistry& params, int l) {
   auto slice = std::make_unique<nn::SwiGluMlp>(*ops_, nn::swiglu_weights(params, layer_prefix(l) + "mlp"));
-  return std::make_unique<SequenceRegion>(*ops_, *tp_, maps_, std::move(slice));
+  return std::make_unique<SequenceRegion>(*ops_, *tp_, maps_, buf_, std::move(slice));
 }
 
 std::unique_ptr<nn::HeadPart> MegatronSpParts::head(nn::ParamRegistry& params) {
-  return std::make_unique<SpHead>(*ops_, *tp_, maps_, params.get("lm_head.weight"));
+  return std::make_unique<SpHead>(*ops_, *tp_, maps_, buf_, params.get("lm_head.weight"));
 }
 
 void mark_norms_partial(nn::ParamRegistry& params) {

@@ -11,9 +11,10 @@
 ///
 /// What the backward keeps: each block keeps the GATHERED input [B, T, C] it saw in the forward
 /// (inside the block's own activations) and does not gather it again. Megatron gathers it again
-/// in the backward to save that memory, which costs one more all-gather per block (about 1.5
-/// times TP's bytes); we count what we do: per block forward 1 all-gather + 1 reduce-scatter,
-/// backward 1 all-gather + 1 reduce-scatter.
+/// in the backward to save that memory, which costs one more all-gather per block (1.5 times
+/// TP's backward bytes, 1.25 times its step's); we count what we do: per block forward 1
+/// all-gather + 1 reduce-scatter, backward 1 all-gather + 1 reduce-scatter. The staging buffers
+/// of these collectives are shared by every part (one SeqBuffers), not kept per block.
 ///
 /// The norms see only this rank's positions, so their gain gradients are partial sums: they are
 /// summed over tp after the backward (Param::sum_axes gets kSumTp). The embedding looks up all T
@@ -43,8 +44,8 @@ class SequenceRegion : public nn::Block {
     Tensor dx;                        ///< input gradient, this rank's positions
   };
   /// Wraps @p inner over the tp group @p tp.
-  SequenceRegion(Ops& ops, Communicator& tp, RowMaps& maps, std::unique_ptr<nn::Block> inner)
-      : ops_(&ops), tp_(&tp), maps_(&maps), inner_(std::move(inner)) {}
+  SequenceRegion(Ops& ops, Communicator& tp, RowMaps& maps, SeqBuffers& buf, std::unique_ptr<nn::Block> inner)
+      : ops_(&ops), tp_(&tp), maps_(&maps), buf_(&buf), inner_(std::move(inner)) {}
   std::unique_ptr<nn::Acts> new_acts() const override;
   /// x [B, T/tp, C] -> all-gather -> block -> reduce-scatter -> y [B, T/tp, C].
   const Tensor& forward(nn::Acts& a, const Tensor& x, const nn::Pass& pass, nn::KvCache* cache) override;
@@ -57,8 +58,8 @@ class SequenceRegion : public nn::Block {
   Ops* ops_;
   Communicator* tp_;
   RowMaps* maps_;
+  SeqBuffers* buf_;
   std::unique_ptr<nn::Block> inner_;
-  SeqBuffers buf_;
 };
 
 /// The Megatron-SP parts over the tp group (this rank's chapter 03 shards).
@@ -76,6 +77,7 @@ class MegatronSpParts : public nn::PartFactory {
   Communicator* tp_;
   ModelConfig cfg_;
   RowMaps maps_;
+  SeqBuffers buf_;  // shared by every part: one collective at a time
 };
 
 /// Marks the norm gains of @p params as summed over tp (they see only this rank's positions).

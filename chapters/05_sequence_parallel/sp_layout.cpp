@@ -67,7 +67,7 @@ std::string check_layout(SpMode mode, const ModelConfig& cfg, int sp) {
   const std::string m = sp_mode_name(mode);
   if (cfg.experts > 0)
     return "--experts " + std::to_string(cfg.experts) + ": chapter 05 splits the sequence of the dense model "
-           "(MoE under sequence parallelism is chapter 07's step 6); pass --experts 0";
+           "(MoE layers are not split along the sequence here); pass --experts 0";
   const std::int64_t parts = mode == SpMode::zigzag ? 2 * sp : sp;
   if (cfg.seq % parts != 0)
     return "--seq " + std::to_string(cfg.seq) + " cannot be split by --sp-mode " + m + " over " +
@@ -83,7 +83,7 @@ std::string check_layout(SpMode mode, const ModelConfig& cfg, int sp) {
                                   {"--ffn", cfg.ffn}, {"--vocab", cfg.vocab}})
       if (v % sp != 0)
         return "--sp-mode megatron splits the sequence over the tp group of " + std::to_string(sp) + " ranks, but " +
-               what + " " + std::to_string(v) + " is not divisible by it; pass a --tp that divides " + what;
+               what + " " + std::to_string(v) + " is not divisible by it; run on a number of ranks that divides " + what;
   }
   return "";
 }

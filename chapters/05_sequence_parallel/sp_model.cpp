@@ -39,14 +39,14 @@ std::map<std::string, OpCount> step_comm(SpMode mode, const ModelConfig& cfg, in
 }
 
 SpParts::SpParts(Ops& ops, Communicator& sp, const ModelConfig& cfg, SpMode mode, std::int64_t T)
-    : nn::SerialParts(ops, cfg), ops_(&ops), sp_(&sp), cfg_(cfg), mode_(mode), T_(T) {}
+    : nn::SerialParts(ops, cfg), ops_(&ops), sp_(&sp), cfg_(cfg), mode_(mode), T_(T), maps_(ops) {}
 
 std::unique_ptr<nn::Block> SpParts::attention(nn::ParamRegistry& params, int l) {
   nn::AttentionWeights w = nn::attention_weights(params, "layers." + std::to_string(l) + ".self_attn");
   if (mode_ == SpMode::ulysses) {
     const std::vector<std::int32_t> all = gathered_positions(mode_, T_, sp_->size());
     Tensor pos = ops_->upload(Tensor::from_vector(all, {T_}));
-    return std::make_unique<UlyssesAttention>(*ops_, *sp_, cfg_, std::move(w), std::move(pos));
+    return std::make_unique<UlyssesAttention>(*ops_, *sp_, cfg_, std::move(w), std::move(pos), maps_, buf_);
   }
   auto ring = std::make_unique<RingAttention>(*ops_, *sp_, cfg_, std::move(w), mode_, T_);
   rings_.push_back(ring.get());

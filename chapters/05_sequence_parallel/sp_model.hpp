@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "chapters/05_sequence_parallel/ring_attention.hpp"
+#include "chapters/05_sequence_parallel/seq_comm.hpp"
 #include "chapters/05_sequence_parallel/sp_layout.hpp"
 #include "nn/decoder.hpp"
 #include "nn/train_step.hpp"
@@ -54,6 +55,8 @@ class SpParts : public nn::SerialParts {
   SpMode mode_;
   std::int64_t T_;
   std::vector<RingAttention*> rings_;
+  RowMaps maps_;    // Ulysses' permutations, shared by every layer
+  SeqBuffers buf_;  // ... and its staging buffers
 };
 
 /// The parameters and parts of a mode, built before the decoder (a base class, constructed first).

@@ -26,7 +26,7 @@ void step1_megatron(Context& ctx, Lab& lab) {
              " of the " + std::to_string(c.seq) + " positions. Before each block an all-gather along T gives it "
              "every position; after it a reduce-scatter sums the ranks' partial outputs AND leaves each rank its own "
              "positions. A reduce-scatter and an all-gather move what one all-reduce moves: the bytes equal TP's. "
-             "Our blocks keep the gathered input for the backward (Megatron gathers it again, 1.5 times the bytes, "
+             "Our blocks keep the gathered input for the backward (Megatron gathers it again, 1.5 times TP's backward bytes, "
              "to save that memory). The norms saw only my positions: their gain gradients are summed over tp."))
     return;
   // The regions outside attention and MLP, read off the activations one forward keeps.

@@ -60,7 +60,10 @@ void dump_params(Context& ctx, SpModel& model, const ch01::Dump& out, const std:
 ModeRun* train(Context& ctx, Lab& lab, SpMode mode, const std::string& idea) {
   const ModelConfig& cfg = lab.o.cfg;
   const std::string name = sp_mode_name(mode);
-  if (!wants(lab, mode)) return nullptr;
+  if (!wants(lab, mode)) {
+    ctx.narrator.say("(skipped: --sp-mode " + lab.o.mode + ")");
+    return nullptr;
+  }
   const int n = ctx.size();
   const std::string bad = check_layout(mode, cfg, n);
   if (!bad.empty()) {

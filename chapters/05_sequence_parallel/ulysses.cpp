@@ -11,10 +11,11 @@
 namespace fivefold::ch05 {
 
 UlyssesAttention::UlyssesAttention(Ops& ops, Communicator& sp, const ModelConfig& cfg, nn::AttentionWeights w,
-                                   Tensor all_pos)
+                                   Tensor all_pos, RowMaps& maps, SeqBuffers& buf)
     : nn::Attention(ops, std::move(w), cfg.heads, cfg.kv_heads, cfg.head_dim(), static_cast<float>(cfg.rope_theta)),
       sp_(&sp),
-      maps_(ops),
+      maps_(&maps),
+      buf_(&buf),
       all_pos_(std::move(all_pos)),
       h_local_(cfg.heads / sp.size()),
       kv_local_(std::max(1, cfg.kv_heads / sp.size())) {
@@ -34,9 +35,9 @@ std::int64_t UlyssesAttention::bytes_per_layer(const ModelConfig& cfg, int sp, s
 void UlyssesAttention::attend(nn::Attention::Saved& base) {
   Saved& s = static_cast<Saved&>(base);
   // TUTORIAL: q, k, v: my T/sp positions of every head -> every position of my heads
-  seq_to_heads(*sp_, *ops_, maps_, s.q, s.qh, h_local_, q_blocks_, buf_);
-  seq_to_heads(*sp_, *ops_, maps_, s.k, s.kh, kv_local_, kv_blocks_, buf_);
-  seq_to_heads(*sp_, *ops_, maps_, s.v, s.vh, kv_local_, kv_blocks_, buf_);
+  seq_to_heads(*sp_, *ops_, *maps_, s.q, s.qh, h_local_, q_blocks_, *buf_);
+  seq_to_heads(*sp_, *ops_, *maps_, s.k, s.kh, kv_local_, kv_blocks_, *buf_);
+  seq_to_heads(*sp_, *ops_, *maps_, s.v, s.vh, kv_local_, kv_blocks_, *buf_);
   const std::int64_t B = s.qh.dim(0), T = s.qh.dim(1);
   nn::ensure(*ops_, s.oh, s.qh.shape());
   nn::ensure(*ops_, s.lseh, {B, h_local_, T});
@@ -44,12 +45,12 @@ void UlyssesAttention::attend(nn::Attention::Saved& base) {
   ops_->attention_forward(s.oh, s.lseh, s.qh, s.kh, s.vh, all_pos_, all_pos_);
   nn::ensure(*ops_, s.o, s.q.shape());
   ops_->fill(s.o, 0.0f);
-  heads_to_seq(*sp_, *ops_, maps_, s.oh, s.o, h_local_, q_blocks_, buf_);  // back: my positions, every head
+  heads_to_seq(*sp_, *ops_, *maps_, s.oh, s.o, h_local_, q_blocks_, *buf_);  // back: my positions, every head
 }
 
 void UlyssesAttention::attend_backward(nn::Attention::Saved& base) {
   Saved& s = static_cast<Saved&>(base);
-  seq_to_heads(*sp_, *ops_, maps_, s.d_o, s.d_oh, h_local_, q_blocks_, buf_);
+  seq_to_heads(*sp_, *ops_, *maps_, s.d_o, s.d_oh, h_local_, q_blocks_, *buf_);
   for (Tensor* t : {&s.dqh, &s.dkh, &s.dvh}) {
     const Tensor& like = t == &s.dqh ? s.qh : s.kh;
     nn::ensure(*ops_, *t, like.shape());
@@ -60,9 +61,9 @@ void UlyssesAttention::attend_backward(nn::Attention::Saved& base) {
     nn::ensure(*ops_, *t, t == &s.dq ? s.q.shape() : s.k.shape());
     ops_->fill(*t, 0.0f);
   }
-  heads_to_seq(*sp_, *ops_, maps_, s.dqh, s.dq, h_local_, q_blocks_, buf_);
-  heads_to_seq(*sp_, *ops_, maps_, s.dkh, s.dk, kv_local_, kv_blocks_, buf_);  // TUTORIAL: replicas' dK summed
-  heads_to_seq(*sp_, *ops_, maps_, s.dvh, s.dv, kv_local_, kv_blocks_, buf_);
+  heads_to_seq(*sp_, *ops_, *maps_, s.dqh, s.dq, h_local_, q_blocks_, *buf_);
+  heads_to_seq(*sp_, *ops_, *maps_, s.dkh, s.dk, kv_local_, kv_blocks_, *buf_);  // TUTORIAL: replicas' dK summed
+  heads_to_seq(*sp_, *ops_, *maps_, s.dvh, s.dv, kv_local_, kv_blocks_, *buf_);
 }
 
 }  // namespace fivefold::ch05

@@ -36,8 +36,10 @@ class UlyssesAttention : public nn::Attention {
     Tensor dvh;   ///< ...
   };
   /// Over the full weights @p w (replicated); @p all_pos int32 [T]: the global position of every
-  /// token in rank order (gathered_positions), what the all-to-all delivers.
-  UlyssesAttention(Ops& ops, Communicator& sp, const ModelConfig& cfg, nn::AttentionWeights w, Tensor all_pos);
+  /// token in rank order (gathered_positions), what the all-to-all delivers. @p maps and @p buf
+  /// are shared by every layer (one collective at a time).
+  UlyssesAttention(Ops& ops, Communicator& sp, const ModelConfig& cfg, nn::AttentionWeights w, Tensor all_pos,
+                   RowMaps& maps, SeqBuffers& buf);
   std::unique_ptr<nn::Acts> new_acts() const override { return std::make_unique<Saved>(); }
   /// Payload bytes this rank sends per layer in the forward (= the backward's) for @p b
   /// sequences of @p T: b (T/sp) hd (2H + 2 max(Hkv, sp)) * 4.
@@ -49,8 +51,8 @@ class UlyssesAttention : public nn::Attention {
 
  private:
   Communicator* sp_;
-  RowMaps maps_;
-  SeqBuffers buf_;
+  RowMaps* maps_;
+  SeqBuffers* buf_;
   Tensor all_pos_;
   int h_local_, kv_local_;
   std::vector<int> q_blocks_, kv_blocks_;

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""Checks a parallel chapter's --dump (ch03_tensor_parallel, ch04_pipeline_parallel):
+"""Checks a parallel chapter's --dump (ch03_tensor_parallel, ch04_pipeline_parallel, ch05_sequence_parallel):
 every file there with the full, unsharded shape that config.json implies; and, given a second
 directory written by ch01_reference_model for the same run, that the parallel run equals the serial one (inputs and initial
 parameters exactly; logits, loss and gradients to 1e-5 and final parameters to 1e-4 relative L2).
