@@ -1,0 +1,94 @@
+// SPDX-License-Identifier: MIT
+/// @file ep_moe.hpp
+/// @brief The MoE layer with its experts spread over the ep group: rank r holds experts
+/// r*E/ep .. (r+1)*E/ep - 1 and its own tokens (whole sequences); the router is replicated.
+///
+/// Forward: route (chapter 01's routing, per sequence, on this rank's sequences); permute the
+/// kept assignments (rows: up to k per token) by destination rank and expert; exchange them;
+/// each rank runs its experts on what it received; the reverse exchange brings the outputs home,
+/// where they are added to their tokens weighted by the gates (combine). Backward: the output
+/// gradients travel the same way out and the input gradients back (two exchanges reusing the
+/// forward's splits, no count exchange); the router's gradient stays home.
+///
+/// Two ways to exchange (a layer uses one):
+/// - dropless (capacity factor 0): variable sizes. One all_to_all of the counts (E int32 per
+///   rank: how many rows for each of the destination's experts), then all_to_allv of the rows.
+/// - with capacity (cf > 0), as GShard: fixed-size buffers. Every (rank, expert) block has room
+///   for b * capacity rows (b sequences here, capacity per sequence), padded with zero rows; one
+///   all_to_all, no counts; the experts run on the padding too (zero in, zero out), which is the
+///   price of static shapes: padding waste = 1 - real rows / buffer rows.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "backends/communicator.hpp"
+#include "common/model_config.hpp"
+#include "nn/moe.hpp"
+#include "nn/params.hpp"
+
+namespace fivefold::ch06 {
+
+/// What this rank's MoE layers exchanged and computed, summed over layers and passes.
+struct EpStats {
+  std::int64_t real_rows = 0;     ///< kept assignments of this rank's tokens (rows sent, padding excluded)
+  std::int64_t buffer_rows = 0;   ///< rows of the send buffers (padding included)
+  std::int64_t received_rows = 0; ///< rows received for this rank's experts (padding included)
+  double expert_seconds = 0;      ///< time in the experts' compute, forward and backward
+  double exchange_seconds = 0;    ///< time in the exchanges (waiting for the busiest rank included)
+};
+
+/// The MoE block of one layer with its experts over @p ep.
+class EpMoeLayer : public nn::Block {
+ public:
+  /// What one pass keeps.
+  struct Saved : nn::Acts {
+    Tensor x, logits, probs, y, dx, dlogits;  ///< as nn::MoeLayer's
+    nn::Routing routing;                      ///< this rank's tokens' routing
+    double aux_scale = 1.0;                   ///< Pass::aux_scale of the forward
+    bool padded = false;                      ///< exchanged in fixed-size buffers
+    Tensor tok, real, gate;                   ///< per send position: token, 1 real / 0 padding, gate (0 padding)
+    std::vector<std::int32_t> slot_of;        ///< per send position: the routing slot i*k + j (-1 padding)
+    std::vector<std::int64_t> send, recv;     ///< rows to / from each rank
+    std::vector<std::int64_t> recv_by_expert; ///< [ep][E/ep] rows received per source and local expert
+    Tensor perm, unperm;                      ///< received order <-> expert-major order
+    std::vector<std::int64_t> offsets;        ///< local expert e's rows [offsets[e], offsets[e+1])
+    Tensor xs, ys, xr, xe, ye, yr;            ///< rows: sent, back home, received, by expert, outputs
+    std::vector<nn::SwiGluMlp::Saved> experts;  ///< each local expert's activations
+    Tensor dys, dgate_rows, dyr, dye, dxe, dxr, dxs, tmp;  ///< the backward's
+  };
+  /// Layer prefix @p prefix ("layers.l.moe") of @p cfg; @p params holds the router and this
+  /// rank's experts (experts_of(rank)).
+  EpMoeLayer(Ops& ops, Communicator& ep, nn::ParamRegistry& params, const std::string& prefix, const ModelConfig& cfg);
+  std::unique_ptr<nn::Acts> new_acts() const override { return std::make_unique<Saved>(); }
+  /// x [b, T, C] (this rank's sequences) -> y.
+  const Tensor& forward(nn::Acts& a, const Tensor& x, const nn::Pass& pass, nn::KvCache* cache) override;
+  /// B: dy -> dx (the router's aux-loss gradient included).
+  const Tensor& backward_input(nn::Acts& a, const Tensor& dy) override;
+  /// W: the router's and this rank's experts' gradients accumulate.
+  void backward_weight(nn::Acts& a) override;
+  double aux_loss(const nn::Acts& a) const override { return static_cast<const Saved&>(a).routing.aux_loss; }
+  /// This layer's counters.
+  const EpStats& stats() const { return stats_; }
+  /// Forgets them.
+  void reset_stats() { stats_ = {}; }
+  /// The routing of the last forward.
+  const nn::Routing& routing() const { return last_->routing; }
+
+ private:
+  void exchange(Saved& s, const Tensor& in, Tensor& out, bool back);
+  Ops* ops_;
+  Communicator* ep_;
+  Tensor w_router_, dw_router_;
+  std::vector<nn::SwiGluMlp> experts_;
+  int E_, El_, first_, topk_;
+  double cf_, aux_coef_;
+  EpStats stats_;
+  const Saved* last_ = nullptr;
+};
+
+/// The experts rank @p r of @p ep holds: [first, first + E/ep).
+std::pair<int, int> experts_of(int experts, int ep, int r);
+
+}  // namespace fivefold::ch06
