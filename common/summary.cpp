@@ -39,6 +39,15 @@ nlohmann::json number(double v) { return std::isfinite(v) ? nlohmann::json(v) : 
 
 }  // namespace
 
+CheckResult compare_exact(const std::string& name, double got, double want) {
+  CheckResult r;
+  r.name = name;
+  r.max_abs_err = std::fabs(got - want);
+  r.max_rel_err = want != 0 ? r.max_abs_err / std::fabs(want) : std::fabs(got);
+  r.passed = got == want;
+  return r;
+}
+
 CheckResult compare(const std::string& name, const Tensor& ours, const Tensor& ref, double tolerance) {
   CheckResult r;
   r.name = name;

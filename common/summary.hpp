@@ -25,6 +25,9 @@ struct CheckResult {
 /// Compares @p ours with @p ref (any devices, fp32 or int32, same numel). Relative L2 error is
 /// ||ours-ref|| / ||ref||; when ||ref|| is 0 it is ||ours|| (so 0 only for an exact match).
 CheckResult compare(const std::string& name, const Tensor& ours, const Tensor& ref, double tolerance);
+/// An exact comparison of two numbers (counts, bytes) as a check: error |got - want|,
+/// relative to |want|, tolerance 0: passed only when they are equal.
+CheckResult compare_exact(const std::string& name, double got, double want);
 /// Folds @p other into @p acc (max of errors, AND of passed) — for one check over many tensors.
 void merge(CheckResult& acc, const CheckResult& other);
 

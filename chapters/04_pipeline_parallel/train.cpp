@@ -11,16 +11,6 @@ namespace fivefold::ch04 {
 
 namespace {
 
-/// An exact integer comparison as a check (error = |got - want|, tolerance 0).
-CheckResult exact(const std::string& name, double got, double want) {
-  CheckResult r;
-  r.name = name;
-  r.max_abs_err = std::abs(got - want);
-  r.max_rel_err = want != 0 ? r.max_abs_err / std::abs(want) : std::abs(got);
-  r.passed = got == want;
-  return r;
-}
-
 /// @p params against @p ref (by name), merged into one check.
 CheckResult compare_params(const std::string& name, nn::ParamRegistry& params, const std::map<std::string, Tensor>& ref,
                            bool grads, double tol) {
@@ -171,13 +161,13 @@ TrainRun& train(Context& ctx, Lab& lab, ScheduleKind kind, int m, int v, bool du
   ctx.say_ranks(line.str().empty() ? "sends nothing (one stage)" : line.str());
   long long all_calls = 0;
   for (const std::string& s : ctx.gather(std::to_string(calls))) all_calls += std::stoll(s);
-  ctx.check(exact(name + ": messages per step, all links == " + (v > 1 ? "2(v*p-1)*m" : "2(p-1)*m") + " = " +
+  ctx.check(compare_exact(name + ": messages per step, all links == " + (v > 1 ? "2(v*p-1)*m" : "2(p-1)*m") + " = " +
                       std::to_string(messages_formula(p, m, v)),
                   static_cast<double>(all_calls) / cfg.steps, static_cast<double>(messages_formula(p, m, v))));
 
   // Peak activations: passes held at once, measured in the run vs the formula.
   const int peak_want = peak_passes_formula(kind, p, m, v, r);
-  ctx.check(exact(name + ": peak passes holding activations == formula", run.last.peak_passes, peak_want));
+  ctx.check(compare_exact(name + ": peak passes holding activations == formula", run.last.peak_passes, peak_want));
   record_json(ctx, name, run, want, peak_want, stage.params().numel() * 4);
   ctx.say_ranks("passes holding activations at once: at most " + std::to_string(run.last.peak_passes) + " (formula " +
                 std::to_string(peak_want) + "), " + human_bytes(static_cast<double>(run.last.peak_bytes)) +
@@ -226,7 +216,7 @@ void show_timeline(Context& ctx, const TrainRun& run) {
   ctx.narrator.say("Bubble at unit times: " + fmt("%.4f", units.idle_share(0)) + " of the step on every rank; closed form " +
                    (closed ? fmt("%.4f", formula) : std::string("n/a (ZB-H1's closed form needs m >= p)")) + ".");
   if (closed) {
-    CheckResult c = exact(schedule_name(ran.kind) + ": unit-time bubble of every rank == closed form", 0, 0);
+    CheckResult c = compare_exact(schedule_name(ran.kind) + ": unit-time bubble of every rank == closed form", 0, 0);
     for (int q = 0; q < ran.p; ++q) c.max_abs_err = std::max(c.max_abs_err, std::abs(units.idle_share(q) - formula));
     c.max_rel_err = formula > 0 ? c.max_abs_err / formula : c.max_abs_err;
     c.tolerance = 1e-12;

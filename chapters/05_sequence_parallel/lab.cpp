@@ -53,15 +53,6 @@ const SerialRun& serial(Context& ctx, Lab& lab) {
   return *lab.serial;
 }
 
-CheckResult exact(const std::string& name, double got, double want) {
-  CheckResult r;
-  r.name = name;
-  r.max_abs_err = std::abs(got - want);
-  r.max_rel_err = want != 0 ? r.max_abs_err / std::abs(want) : std::abs(got);
-  r.passed = got == want;
-  return r;
-}
-
 bool wants(const Lab& lab, SpMode mode) { return lab.o.mode.empty() || parse_sp_mode(lab.o.mode) == mode; }
 
 SpMode dump_mode(const Lab& lab) { return lab.o.mode.empty() ? SpMode::ring : parse_sp_mode(lab.o.mode); }

@@ -42,7 +42,7 @@ void step1_megatron(Context& ctx, Lab& lab) {
             l->y.numel();
   held *= 4;
   const std::int64_t want = region_bytes(c, c.seq / n), tp_only = region_bytes(c, c.seq);
-  ctx.check(exact("megatron: bytes of the norm/residual regions per rank == formula (T/tp positions)",
+  ctx.check(compare_exact("megatron: bytes of the norm/residual regions per rank == formula (T/tp positions)",
                   static_cast<double>(held), static_cast<double>(want)));
   ctx.narrator.say("Those regions per layer: the two norms' outputs and 1/rms, the residual after attention and the "
                    "layer's output, plus the embedding's output and the final norm: (L (4 C + 2) + 2 C + 1) x B x T/tp "

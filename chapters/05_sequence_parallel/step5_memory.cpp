@@ -83,9 +83,9 @@ void step5_memory(Context& ctx, Lab& lab) {
   // TUTORIAL: no mode keeps a T x T score matrix: what a forward leaves grows linearly with T.
   for (const auto& [name, b] : by_mode) {
     if (b.size() != 3) continue;  // a mode that cannot split 2T or 4T
-    CheckResult lin = exact(name + ": activation bytes per rank at 2T and 4T == 2x and 4x those at T",
+    CheckResult lin = compare_exact(name + ": activation bytes per rank at 2T and 4T == 2x and 4x those at T",
                             static_cast<double>(b[1]), 2.0 * static_cast<double>(b[0]));
-    merge(lin, exact(lin.name, static_cast<double>(b[2]), 4.0 * static_cast<double>(b[0])));
+    merge(lin, compare_exact(lin.name, static_cast<double>(b[2]), 4.0 * static_cast<double>(b[0])));
     ctx.check(lin);
   }
   ctx.narrator.say("Per local position every mode keeps a fixed number of bytes (rank 0, at T = " + std::to_string(c.seq) +

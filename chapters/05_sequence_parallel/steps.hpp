@@ -58,8 +58,6 @@ nn::Batch batch_of_step(const Options& o, int k);
 nlohmann::json config_json(const Options& o);
 /// The serial reference run (made on first use).
 const SerialRun& serial(Context& ctx, Lab& lab);
-/// An exact comparison as a check (error |got - want|, tolerance 0): counts, bytes.
-CheckResult exact(const std::string& name, double got, double want);
 /// True when @p mode's step runs (every one, or the one --sp-mode names).
 bool wants(const Lab& lab, SpMode mode);
 /// Steps 1-4: unless --sp-mode names another or the layout cannot take @p mode (a line says

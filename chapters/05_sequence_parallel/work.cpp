@@ -32,9 +32,9 @@ void show_work(Context& ctx, Lab& lab, SpMode ran) {
     const RingWork& w = lab.runs.at(name).work;
     const auto [pairs, scores] = RingAttention::expected_work(mode, c.seq, n, r);
     if (mode == ran) {
-    CheckResult counted = exact(name + ": blocks and score entries computed == the causal layout's",
+    CheckResult counted = compare_exact(name + ": blocks and score entries computed == the causal layout's",
                                 static_cast<double>(w.pairs), static_cast<double>(c.layers * pairs));
-    merge(counted, exact(counted.name, static_cast<double>(w.scores), static_cast<double>(c.layers * scores)));
+    merge(counted, compare_exact(counted.name, static_cast<double>(w.scores), static_cast<double>(c.layers * scores)));
     ctx.check(counted);
     }
     std::int64_t total = 0;
@@ -54,7 +54,7 @@ void show_work(Context& ctx, Lab& lab, SpMode ran) {
     }
     nlohmann::json& sec = ctx.summary.sections["sequence"][name];
     sec["work"] = {{"score_entries_min", lo}, {"score_entries_max", hi}, {"ideal", total / n}, {"ranks", lines}};
-    if (mode == SpMode::zigzag && mode == ran) ctx.check(exact("zigzag: every rank computes the same score entries", hi, lo));
+    if (mode == SpMode::zigzag && mode == ran) ctx.check(compare_exact("zigzag: every rank computes the same score entries", hi, lo));
   }
   ctx.show(t);
 }

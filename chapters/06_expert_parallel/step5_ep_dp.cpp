@@ -1,0 +1,43 @@
+// SPDX-License-Identifier: MIT
+// Step 5: EP x DP: copies of the expert layout; dense gradients over ep x dp, experts' over dp.
+#include "chapters/06_expert_parallel/steps.hpp"
+
+namespace fivefold::ch06 {
+
+void step5_ep_dp(Context& ctx, Lab& lab) {
+  const ModelConfig& c = lab.o.cfg;
+  const int world = ctx.size();
+  int ep = lab.o.ep, dp = lab.o.dp;
+  if (dp == 1) {  // the plain layout has no DP: show it on half the ranks' experts, twice
+    dp = 2;
+    ep = world / 2;
+  }
+  const std::string bad = world % 2 != 0 && lab.o.dp == 1 ? "an odd number of ranks has no ep x 2 layout"
+                                                          : check_layout(c, ep, dp, world);
+  if (!bad.empty()) {
+    ctx.narrator.say("Skipped at this layout: " + bad + ".");
+    return;
+  }
+  Groups& g = groups(ctx, lab, ep, dp);
+  ctx.narrator.say("EP x DP: ep " + std::to_string(ep) + " x dp " + std::to_string(dp) + " in the order " + lab.o.order +
+                   ". Every rank holds its own sequences; the ep ranks of one dp copy split the experts; the dp ranks "
+                   "that hold the same experts form the expert-data-parallel group. A dense weight saw every rank's "
+                   "sequences: its gradient is summed over all " + std::to_string(world) + " ranks (dp, then ep); an "
+                   "expert's only over its " + std::to_string(dp) + " copies.");
+  ctx.say_ranks("ep rank " + std::to_string(g.ep().rank()) + ", dp rank " +
+                std::to_string(g.dp().rank()) + ", experts " +
+                std::to_string(experts_of(c.experts, ep, g.ep().rank()).first) + ".." +
+                std::to_string(experts_of(c.experts, ep, g.ep().rank()).first + c.experts / ep - 1));
+  train(ctx, lab, c, ep, dp, "ep " + std::to_string(ep) + " x dp " + std::to_string(dp), false);
+  // The gradient sums: dp carries every local parameter, ep every dense one, once per step.
+  EpModel probe(ctx.ops, g.ep(), g.dp(), g.data(), c);
+  std::int64_t local = 0, dense = 0;
+  for (const nn::Param& p : probe.params().all()) {
+    local += p.grad.numel() * 4;
+    if (p.sum_axes & nn::kSumEp) dense += p.grad.numel() * 4;
+  }
+  ctx.comm(Context::entry("dp:gradients", "all_reduce", g.dp().counts(), c.steps, c.steps * local));
+  ctx.comm(Context::entry("ep:gradients", "all_reduce", g.ep().counts(), ep > 1 ? c.steps : 0, ep > 1 ? c.steps * dense : 0));
+}
+
+}  // namespace fivefold::ch06
