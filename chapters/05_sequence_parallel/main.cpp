@@ -35,7 +35,7 @@ int main(int argc, char** argv) {
        [&](Context& c) { ch05::step2_ulysses(c, lab); }},
       {3, "ring attention", "k/v blocks around the ring, online softmax merge, dK/dV ride home",
        [&](Context& c) { ch05::step3_ring(c, lab); }},
-      {4, "zigzag", "chunks r and 2sp-1-r: the same causal work on every rank, measured",
+      {4, "zigzag", "one early and one late chunk per rank: the same causal work on every rank, measured",
        [&](Context& c) { ch05::step4_zigzag(c, lab); }},
       {5, "memory and communication", "activation bytes per rank vs T for each mode; the modes side by side",
        [&](Context& c) { ch05::step5_memory(c, lab); }},
@@ -73,6 +73,10 @@ int main(int argc, char** argv) {
     if (!o.mode.empty()) {
       const std::string bad = ch05::check_layout(ch05::parse_sp_mode(o.mode), o.cfg, world);
       FIVEFOLD_USAGE_CHECK(bad.empty(), bad);
+    }
+    if (opts.step >= 1 && opts.step <= 4) {  // a step that trains one mode, run alone: it must be able to
+      const std::string bad = ch05::check_layout(static_cast<ch05::SpMode>(opts.step - 1), o.cfg, world);
+      FIVEFOLD_USAGE_CHECK(bad.empty(), "--step ", opts.step, " cannot run at this layout: ", bad);
     }
     FIVEFOLD_USAGE_CHECK((opts.step != 0 && opts.step != 6) || o.prompt % world == 0, "--prompt ", o.prompt,
                          " cannot be prefilled over ", world, " ranks: it needs a multiple of ", world,

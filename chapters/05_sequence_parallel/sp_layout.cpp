@@ -74,10 +74,13 @@ std::string check_layout(SpMode mode, const ModelConfig& cfg, int sp) {
            std::to_string(sp) + " ranks: it needs a multiple of " + std::to_string(parts) +
            (mode == SpMode::zigzag ? " (2 chunks per rank)" : "") + "; pass --seq " +
            std::to_string(std::max<std::int64_t>(parts, cfg.seq / parts * parts));
-  if (mode == SpMode::ulysses && (cfg.heads % sp != 0 || (cfg.kv_heads % sp != 0 && sp % cfg.kv_heads != 0)))
-    return "--sp-mode ulysses over " + std::to_string(sp) + " ranks needs --heads " + std::to_string(cfg.heads) +
-           " divisible by sp and --kv-heads " + std::to_string(cfg.kv_heads) +
-           " divisible by sp (or sp divisible by it); use ring or zigzag, or another --sp";
+  if (mode == SpMode::ulysses && cfg.heads % sp != 0)
+    return "Ulysses over " + std::to_string(sp) + " ranks needs --heads " + std::to_string(cfg.heads) +
+           " divisible by " + std::to_string(sp) + " (each rank takes H/sp heads); use ring or zigzag, or another number of ranks";
+  if (mode == SpMode::ulysses && cfg.kv_heads % sp != 0 && sp % cfg.kv_heads != 0)
+    return "Ulysses over " + std::to_string(sp) + " ranks needs --kv-heads " + std::to_string(cfg.kv_heads) +
+           " divisible by " + std::to_string(sp) + " or dividing it (whole kv heads, or each replicated to sp/Hkv ranks); "
+           "use ring or zigzag, or another number of ranks";
   if (mode == SpMode::megatron) {
     for (const auto& [what, v] : {std::pair<const char*, int>{"--heads", cfg.heads}, {"--kv-heads", cfg.kv_heads},
                                   {"--ffn", cfg.ffn}, {"--vocab", cfg.vocab}})

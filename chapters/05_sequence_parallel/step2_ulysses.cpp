@@ -13,7 +13,7 @@ void step2_ulysses(Context& ctx, Lab& lab) {
              "Ulysses over " + std::to_string(n) + " ranks: each rank projects q, k, v for its " +
                  std::to_string(c.seq / n) + " positions of all " + std::to_string(c.heads) +
                  " heads; an all-to-all each turns them into all " + std::to_string(c.seq) + " positions of " +
-                 std::to_string(c.heads / n) + " query heads and " + std::to_string(kv.count) +
+                 std::to_string(c.heads / n) + " query head(s) and " + std::to_string(kv.count) +
                  " kv head(s); plain causal attention runs on those heads; one all-to-all brings the output back. "
                  "4 all-to-alls forward and 4 backward per layer." +
                  (n > c.kv_heads ? " With sp > Hkv each kv head goes to " + std::to_string(n / c.kv_heads) +

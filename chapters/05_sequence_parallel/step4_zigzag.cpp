@@ -11,7 +11,7 @@ void step4_zigzag(Context& ctx, Lab& lab) {
   ModeRun* run = train(ctx, lab, SpMode::zigzag,
                        "Zigzag over " + std::to_string(n) + " ranks: the sequence is cut into 2 sp = " +
                            std::to_string(2 * n) + " chunks of " + std::to_string(chunk) +
-                           "; rank r holds chunk r and chunk 2 sp - 1 - r (rank 0: positions 0.." +
+                           "; every rank holds one early and one late chunk (rank 0: positions 0.." +
                            std::to_string(chunk - 1) + " and " + std::to_string(c.seq - chunk) + ".." +
                            std::to_string(c.seq - 1) + "). With contiguous blocks the causal mask leaves rank r "
                            "r + 1 blocks to compute and the last rank waits for nobody while the first idles; "

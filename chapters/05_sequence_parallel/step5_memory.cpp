@@ -52,7 +52,7 @@ void step5_memory(Context& ctx, Lab& lab) {
   const int n = ctx.size();
   ctx.narrator.say(
       "Activations are what a forward leaves for the backward. Split along T, each rank keeps about 1/sp of the "
-      "serial model's; Ulysses adds the head-split copies of q, k, v and the output (the same size again), "
+      "serial model's; Ulysses adds the head-split copies of q, k, v and the output (the heads it holds for all T), "
       "Megatron-SP keeps the gathered [B, T, C] inputs of its blocks and the partial outputs. Measured: the "
       "tensor bytes one forward leaves allocated on this rank (rank 0 shown; a fresh model each time).");
   Table t{"Activation bytes per rank after one forward (rank 0), vs T",
@@ -96,16 +96,20 @@ void step5_memory(Context& ctx, Lab& lab) {
               "except ring, see below)",
               {"mode", "split", "collective", "bytes per layer", "constraint"},
               {}};
+  // A mode this layout cannot run shows why instead of its bytes.
+  auto bytes = [&](SpMode m, std::int64_t v) {
+    return check_layout(m, c, n).empty() ? std::to_string(v) : std::string("cannot run here");
+  };
   modes.add({"megatron", "norms, residual, embedding output along T over tp; heads and F as TP",
-             "all-gather + reduce-scatter (per block)",
-             std::to_string(2 * (B * (T / n) * C * 4 + B * T * C * 4)), "TP's: H, Hkv, F, V divisible by tp"});
+             "all-gather + reduce-scatter (per block)", bytes(SpMode::megatron, 2 * (B * (T / n) * C * 4 + B * T * C * 4)),
+             "TP's: H, Hkv, F, V divisible by tp"});
   modes.add({"ulysses", "T, then heads inside attention", "4 all-to-alls",
-             std::to_string(UlyssesAttention::bytes_per_layer(c, n, B, T)),
+             bytes(SpMode::ulysses, UlyssesAttention::bytes_per_layer(c, n, B, T)),
              "H % sp == 0; Hkv % sp == 0 or sp % Hkv == 0"});
   modes.add({"ring", "T (contiguous)", "k/v blocks around the ring, sp - 1 hops",
-             std::to_string(RingAttention::forward_bytes(c, n, B, T)), "T % sp == 0; overlap hides the hops"});
-  modes.add({"zigzag", "T (chunks r and 2sp-1-r)", "as ring", std::to_string(RingAttention::forward_bytes(c, n, B, T)),
-             "T % 2sp == 0"});
+             bytes(SpMode::ring, RingAttention::forward_bytes(c, n, B, T)), "T % sp == 0; overlap hides the hops"});
+  modes.add({"zigzag", "T (one early, one late chunk per rank)", "as ring",
+             bytes(SpMode::zigzag, RingAttention::forward_bytes(c, n, B, T)), "T % 2sp == 0"});
   ctx.show(modes);
   ctx.narrator.say("Ring's backward sends k/v again (sp - 1 hops) and dK/dV home (sp hops): 2(2sp - 1) blocks of "
                    "b (T/sp) Hkv hd x 4 bytes. Ulysses is bounded by the head count; ring by how well each hop "

@@ -63,9 +63,10 @@ std::vector<double> doubles(const Tensor& t) {
 int check_lse_merge(int argc, char** argv, LseMergeFn fn) {
   return run_exercise(argc, argv, kHintMerge1, kHintMerge2, [fn](Communicator& world, Ops& ops) {
     const int n = world.size(), r = world.rank();
-    const std::int64_t B = 1, T = 6, H = 2, hd = 4, S = 4;  // S keys per rank
+    const std::int64_t B = 1, T = 6, H = 2, hd = 4, S = 4, half = S / 2;  // S keys per rank, two blocks of S/2
     // Queries at positions -1 (sees no key at all), then spread over the keys' range; rank j's
-    // keys at positions j*S .. j*S+S-1, so a query before them sees none of that block.
+    // keys at positions j*S .. j*S+S-1, so a query before them sees none of that block. Every
+    // rank attends to its keys as two blocks: there is a merge to do even on one rank.
     std::vector<std::int32_t> qp(T);
     for (std::int64_t t = 0; t < T; ++t) qp[t] = t == 0 ? -1 : static_cast<std::int32_t>((t * n * S) / T);
     const Tensor q_pos = ops.upload(Tensor::from_vector(qp, {T}));
@@ -74,9 +75,14 @@ int check_lse_merge(int argc, char** argv, LseMergeFn fn) {
     const Tensor k_pos_all = nn::positions(ops, 0, n * S);
     Tensor full = ops.empty({B, T, H, hd}), full_lse = ops.empty({B, H, T});
     ops.attention_forward(full, full_lse, q, k_all, v_all, q_pos, k_pos_all);  // every key at once
-    const Tensor k = nn::slice_dim1(ops, k_all, r * S, S), v = nn::slice_dim1(ops, v_all, r * S, S);
-    Tensor o = ops.empty({B, T, H, hd}), l = ops.empty({B, H, T});
-    ops.attention_forward(o, l, q, k, v, q_pos, k_pos_all.flat(r * S, S));  // my block only
+    Tensor o = ops.empty({2, B, T, H, hd}), l = ops.empty({2, B, H, T});
+    for (std::int64_t h = 0; h < 2; ++h) {  // my two blocks, one after the other
+      const std::int64_t at = r * S + h * half;
+      Tensor oh = o.flat(h * B * T * H * hd, B * T * H * hd).view({B, T, H, hd});
+      Tensor lh = l.flat(h * B * H * T, B * H * T).view({B, H, T});
+      ops.attention_forward(oh, lh, q, nn::slice_dim1(ops, k_all, at, half), nn::slice_dim1(ops, v_all, at, half), q_pos,
+                            k_pos_all.flat(at, half));
+    }
     Tensor all_o = ops.empty({n * o.numel()}), all_l = ops.empty({n * l.numel()});
     world.all_gather(o, all_o);
     world.all_gather(l, all_l);
@@ -90,7 +96,7 @@ int check_lse_merge(int argc, char** argv, LseMergeFn fn) {
     };
     std::vector<double> out, lse;
     part(0, out, lse);
-    for (int j = 1; j < n; ++j) {
+    for (int j = 1; j < 2 * n; ++j) {  // block j: rank j / 2's half j % 2
       std::vector<double> ob, lb;
       part(j, ob, lb);
       fn(out, lse, ob, lb, static_cast<int>(hd));
@@ -102,7 +108,8 @@ int check_lse_merge(int argc, char** argv, LseMergeFn fn) {
         const std::int64_t row = t * H + h;
         const double want_l = fl[h * T + t], got_l = lse[row];
         std::ostringstream where;
-        where << "query " << t << " (position " << qp[t] << ", head " << h << ", merged over " << n << " block(s))";
+        where << "query " << t << " (position " << qp[t] << (qp[t] < 0 ? ", before every key" : "") << ", head " << h
+              << ", merged over " << 2 * n << " blocks)";
         const bool l_ok = std::isinf(want_l) ? (std::isinf(got_l) && got_l < 0) : std::abs(got_l - want_l) <= 1e-5 * (1 + std::abs(want_l));
         if (!l_ok) {
           std::ostringstream s;
@@ -154,6 +161,12 @@ int check_zigzag_map(int argc, char** argv, ZigzagMapFn fn) {
             if (i == 0 || p[i] != p[i - 1] + 1) ++runs;
           }
         }
+        for (std::size_t i = 1; i < p.size() && problem.empty(); ++i)
+          if (p[i] <= p[i - 1]) {
+            s << at.str() << ", rank " << r << ": position " << p[i] << " comes after " << p[i - 1]
+              << " (the positions are not in increasing order)";
+            problem = s.str();
+          }
         if (problem.empty() && (runs > 2 || (T / sp) % 2 != 0)) {
           s << at.str() << ", rank " << r << ": " << runs << " runs of consecutive positions (in the order held), "
             << "expected two chunks of T/(2 sp) = " << T / (2 * sp);
