@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: MIT
-"""Checks a parallel chapter's --dump (ch03_tensor_parallel, ch04_pipeline_parallel, ch05_sequence_parallel):
+"""Checks a parallel chapter's --dump (ch03_tensor_parallel, ch04_pipeline_parallel, ch05_sequence_parallel,
+ch06_expert_parallel; dense or MoE):
 every file there with the full, unsharded shape that config.json implies; and, given a second
 directory written by ch01_reference_model for the same run, that the parallel run equals the serial one (inputs and initial
 parameters exactly; logits, loss and gradients to 1e-5 and final parameters to 1e-4 relative L2).
@@ -28,9 +29,16 @@ def shapes(c):
         s[p + "self_attn.k_proj.weight"] = (K * hd, C)
         s[p + "self_attn.v_proj.weight"] = (K * hd, C)
         s[p + "self_attn.o_proj.weight"] = (C, H * hd)
-        s[p + "mlp.gate_proj.weight"] = (F, C)
-        s[p + "mlp.up_proj.weight"] = (F, C)
-        s[p + "mlp.down_proj.weight"] = (C, F)
+        E, every = c.get("experts", 0), c.get("moe_every", 1)
+        if E > 0 and l % every == every - 1:  # a MoE layer: the router and E experts
+            s[p + "moe.router.weight"] = (E, C)
+            for e in range(E):
+                q = p + "moe.experts.%d." % e
+                s[q + "gate_proj.weight"], s[q + "up_proj.weight"], s[q + "down_proj.weight"] = (F, C), (F, C), (C, F)
+        else:
+            s[p + "mlp.gate_proj.weight"] = (F, C)
+            s[p + "mlp.up_proj.weight"] = (F, C)
+            s[p + "mlp.down_proj.weight"] = (C, F)
     return s
 
 
