@@ -53,7 +53,15 @@ void show_work(Context& ctx, Lab& lab, SpMode ran) {
       hi = std::max(hi, v);
     }
     nlohmann::json& sec = ctx.summary.sections["sequence"][name];
-    sec["work"] = {{"score_entries_min", lo}, {"score_entries_max", hi}, {"ideal", total / n}, {"ranks", lines}};
+    nlohmann::json per_rank = nlohmann::json::array();
+    for (const std::string& line : lines) {
+      std::istringstream in(line);
+      std::int64_t pc = 0, ps = 0, sc = 0;
+      double ms = 0;
+      in >> pc >> ps >> sc >> ms;
+      per_rank.push_back({{"blocks_computed", pc}, {"blocks_skipped", ps}, {"score_entries", sc}, {"core_ms", ms}});
+    }
+    sec["work"] = {{"score_entries_min", lo}, {"score_entries_max", hi}, {"ideal", total / n}, {"ranks", per_rank}};
     if (mode == SpMode::zigzag && mode == ran) ctx.check(compare_exact("zigzag: every rank computes the same score entries", hi, lo));
   }
   ctx.show(t);

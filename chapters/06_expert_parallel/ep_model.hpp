@@ -73,6 +73,10 @@ class EpModel : private EpStorage, public nn::Decoder {
   EpStats stats() const;
   /// Forgets them.
   void reset_stats();
+  /// EpMoeLayer::set_fixed_buffers on every MoE layer.
+  void set_fixed_buffers(bool on) {
+    for (EpMoeLayer* l : moe_layers()) l->set_fixed_buffers(on);
+  }
 
  private:
   Communicator* ep_;

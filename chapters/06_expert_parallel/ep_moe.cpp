@@ -30,6 +30,36 @@ Tensor up(Ops& ops, const std::vector<T>& v) {
 
 std::pair<int, int> experts_of(int experts, int ep, int r) { return {r * (experts / ep), experts / ep}; }
 
+DispatchPlan dispatch_plan(const nn::Routing& r, int ep, std::int64_t slots) {
+  const int E = r.experts, El = E / ep;
+  DispatchPlan p;
+  p.rows_to.assign(ep, 0);
+  for (int e = 0; e < E; ++e) p.per_expert.push_back(static_cast<std::int64_t>(r.expert_tokens[e].size()));
+  for (int e = 0; e < E; ++e) {  // expert by expert: destination by destination
+    const std::int64_t block = slots > 0 ? slots : p.per_expert[e];
+    for (std::int64_t i = 0; i < block; ++i) {
+      const bool kept = i < p.per_expert[e];  // expert_tokens[e]: its tokens in increasing order
+      p.token.push_back(kept ? r.expert_tokens[e][i] : 0);
+      p.slot.push_back(kept ? r.expert_slots[e][i] : -1);
+      p.real.push_back(kept ? 1.0f : 0.0f);
+      p.gate.push_back(kept ? r.gate[r.expert_slots[e][i]] : 0.0f);
+    }
+    p.rows_to[e / El] += block;
+  }
+  return p;
+}
+
+std::vector<std::int64_t> exchange_counts(Communicator& ep, Ops& ops, const std::vector<std::int64_t>& per_expert) {
+  const auto E = static_cast<std::int64_t>(per_expert.size());
+  std::vector<std::int32_t> c32(per_expert.begin(), per_expert.end());
+  Tensor mine = up(ops, c32), theirs = ops.empty({E}, DType::i32);
+  ep.all_to_all(mine, theirs);  // TUTORIAL: block j (rank j's E/ep experts) to rank j; block i from rank i
+  const Tensor h = theirs.to(Device::host);
+  std::vector<std::int64_t> out(E);
+  for (std::int64_t i = 0; i < E; ++i) out[i] = h.at<std::int32_t>(i);
+  return out;
+}
+
 EpMoeLayer::EpMoeLayer(Ops& ops, Communicator& ep, nn::ParamRegistry& params, const std::string& prefix,
                        const ModelConfig& cfg)
     : ops_(&ops),
@@ -83,45 +113,21 @@ const Tensor& EpMoeLayer::forward(nn::Acts& a, const Tensor& x, const nn::Pass& 
   s.routing = nn::route_tokens(s.probs.to_vector(), T, E_, topk_, cf, aux_coef_);  // TUTORIAL: chapter 01's routing
   const nn::Routing& r = s.routing;
 
-  // Send positions: expert by expert (so destination by destination, experts being contiguous
-  // per rank). Dropless: the kept rows back to back; with capacity: a fixed block per expert.
-  s.padded = cf > 0.0;
+  // TUTORIAL: the dispatch permutation: rows by destination, then expert, then token
+  s.padded = cf > 0.0 && fixed_buffers_;
   const std::int64_t slots = s.padded ? b * nn::expert_capacity(cf, topk_, T, E_) : 0;
-  std::vector<std::int64_t> count(E_);
-  for (int e = 0; e < E_; ++e) count[e] = static_cast<std::int64_t>(r.expert_tokens[e].size());
-  std::int64_t total = 0;
-  std::vector<std::int64_t> start(E_);
-  for (int e = 0; e < E_; ++e) {
-    start[e] = s.padded ? e * slots : total;
-    total = s.padded ? (e + 1) * slots : total + count[e];
-  }
-  std::vector<std::int32_t> tok(total, 0), slot_of(total, -1);
-  std::vector<float> real(total, 0.0f), gate(total, 0.0f);
-  for (int e = 0; e < E_; ++e)
-    for (std::int64_t i = 0; i < count[e]; ++i) {  // TUTORIAL: the dispatch permutation
-      const std::int64_t p = start[e] + i;
-      tok[p] = r.expert_tokens[e][i];
-      slot_of[p] = r.expert_slots[e][i];
-      real[p] = 1.0f;
-      gate[p] = r.gate[r.expert_slots[e][i]];
-    }
-  s.send.assign(n, 0);
-  for (int e = 0; e < E_; ++e) s.send[e / El_] += s.padded ? slots : count[e];
-  s.recv_by_expert.assign(static_cast<std::size_t>(n) * El_, slots);
-  if (!s.padded) {  // TUTORIAL: the count exchange: how many rows each rank will get for each of its experts
-    std::vector<std::int32_t> c32(count.begin(), count.end());
-    Tensor mine = up(*ops_, c32), theirs = ops_->empty({static_cast<std::int64_t>(n) * El_}, DType::i32);
-    ep_->all_to_all(mine, theirs);
-    const Tensor h = theirs.to(Device::host);
-    for (std::int64_t i = 0; i < n * El_; ++i) s.recv_by_expert[i] = h.at<std::int32_t>(i);
-  }
+  const DispatchPlan plan = dispatch_plan(r, n, slots);
+  const auto total = static_cast<std::int64_t>(plan.token.size());
+  s.send = plan.rows_to;
+  s.recv_by_expert.assign(static_cast<std::size_t>(n) * El_, slots);  // fixed blocks: known without asking
+  if (!s.padded) s.recv_by_expert = exchange_counts(*ep_, *ops_, plan.per_expert);
   s.recv.assign(n, 0);
   for (int i = 0; i < n; ++i)
     for (int e = 0; e < El_; ++e) s.recv[i] += s.recv_by_expert[i * El_ + e];
-  s.tok = up(*ops_, tok);
-  s.real = up(*ops_, real);
-  s.gate = up(*ops_, gate);
-  s.slot_of = slot_of;
+  s.tok = up(*ops_, plan.token);
+  s.real = up(*ops_, plan.real);
+  s.gate = up(*ops_, plan.gate);
+  s.slot_of = plan.slot;
 
   // Received rows come source by source; the experts want them expert by expert.
   std::vector<std::int32_t> perm, unperm;

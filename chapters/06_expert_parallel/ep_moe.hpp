@@ -75,6 +75,9 @@ class EpMoeLayer : public nn::Block {
   void reset_stats() { stats_ = {}; }
   /// The routing of the last forward.
   const nn::Routing& routing() const { return last_->routing; }
+  /// With capacity (cf > 0): exchange in fixed padded buffers (true, the default, as GShard) or
+  /// only the kept rows, with a count exchange (false): the same result, other shapes and bytes.
+  void set_fixed_buffers(bool on) { fixed_buffers_ = on; }
 
  private:
   void exchange(Saved& s, const Tensor& in, Tensor& out, bool back);
@@ -84,11 +87,31 @@ class EpMoeLayer : public nn::Block {
   std::vector<nn::SwiGluMlp> experts_;
   int E_, El_, first_, topk_;
   double cf_, aux_coef_;
+  bool fixed_buffers_ = true;
   EpStats stats_;
   const Saved* last_ = nullptr;
 };
 
 /// The experts rank @p r of @p ep holds: [first, first + E/ep).
 std::pair<int, int> experts_of(int experts, int ep, int r);
+
+/// The dispatch permutation of one pass: what each row of the send buffer holds.
+struct DispatchPlan {
+  std::vector<std::int32_t> token;     ///< per row: the token it carries (0 for padding)
+  std::vector<std::int32_t> slot;      ///< per row: its routing slot i*k + j (-1 for padding)
+  std::vector<float> real;             ///< per row: 1, or 0 for padding
+  std::vector<float> gate;             ///< per row: the assignment's gate (0 for padding)
+  std::vector<std::int64_t> rows_to;   ///< rows for each rank of the ep group
+  std::vector<std::int64_t> per_expert;  ///< kept rows for each expert (all E)
+};
+/// The send buffer of routing @p r over @p ep ranks: rows grouped by destination rank, then by
+/// expert, then in increasing token order (experts are contiguous per rank, so by expert is by
+/// rank). @p slots 0: the kept rows back to back (dropless); > 0: a block of @p slots rows per
+/// expert, the kept rows first, padding after.
+DispatchPlan dispatch_plan(const nn::Routing& r, int ep, std::int64_t slots);
+/// The count exchange: every rank sends each rank of @p ep the rows it has for each of that
+/// rank's experts (@p per_expert, all E); returns, for this rank, [source][local expert]: how
+/// many rows arrive from each rank for each of its experts. One all_to_all of E int32.
+std::vector<std::int64_t> exchange_counts(Communicator& ep, Ops& ops, const std::vector<std::int64_t>& per_expert);
 
 }  // namespace fivefold::ch06

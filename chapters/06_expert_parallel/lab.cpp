@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // What chapter 06's steps share: the grid's groups, batches, config, the serial references.
 #include <cmath>
+#include <sstream>
 
 #include "chapters/06_expert_parallel/steps.hpp"
 #include "nn/model.hpp"
@@ -19,6 +20,14 @@ ModelConfig Options::default_config() {
   c.seq = 16;
   c.steps = 3;
   return c;
+}
+
+std::string fixed(double v, int digits) {
+  std::ostringstream s;
+  s.setf(std::ios::fixed);
+  s.precision(digits);
+  s << v;
+  return s.str();
 }
 
 Groups& groups(Context& ctx, Lab& lab, int ep, int dp) {

@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: MIT
 // Step 4: load balance over N steps with and without the aux loss, and what imbalance costs.
 #include <algorithm>
-#include <sstream>
 
 #include "chapters/06_expert_parallel/steps.hpp"
 
@@ -9,13 +8,6 @@ namespace fivefold::ch06 {
 
 namespace {
 
-std::string fixed(double v, int digits) {
-  std::ostringstream s;
-  s.setf(std::ios::fixed);
-  s.precision(digits);
-  s << v;
-  return s.str();
-}
 
 /// Trains @p steps steps of @p c and adds a row every few steps: max/mean load over the
 /// experts (summed over every rank's tokens, averaged over the MoE layers), dropped share, and
@@ -24,6 +16,7 @@ void balance_run(Context& ctx, Lab& lab, const ModelConfig& c, int steps, const 
                  nlohmann::json& sec) {
   Groups& g = groups(ctx, lab, lab.o.ep, lab.o.dp);
   EpModel model(ctx.ops, g.ep(), g.dp(), g.data(), c);
+  model.set_fixed_buffers(false);  // only the kept rows travel: a busy expert means a busy rank
   auto update = model.make_update(nn::AdamWConfig::from(c));
   for (int k = 0; k < steps; ++k) {
     model.reset_stats();
@@ -78,7 +71,8 @@ void step4_balance(Context& ctx, Lab& lab) {
                    ". The Switch aux loss coef x E x sum_e f_e P_e (f_e: share of assignments to e, P_e: mean router "
                    "probability of e) is smallest when both are uniform: its gradient pushes the router towards "
                    "balance. Imbalance costs twice: assignments over capacity are dropped, and every rank waits in "
-                   "the all-to-all for the one whose experts got the most rows.");
+                   "the all-to-all for the one whose experts got the most rows (here only the kept rows travel, "
+                   "variable sizes: with step 3's padded buffers every expert would compute the same rows).");
   Table t{"Load per step (max / mean over experts, every rank's tokens), dropped share, expert time per step",
           {"run", "step", "max / mean", "dropped", "busiest rank ms", "mean rank ms", "waiting ms"},
           {}};
@@ -91,7 +85,7 @@ void step4_balance(Context& ctx, Lab& lab) {
   balance_run(ctx, lab, on, n, "aux " + fixed(coef, 3), t, sec);
   ctx.show(t);
   ctx.narrator.say("The waiting column is the busiest rank's expert time minus the mean rank's: what the others spend "
-                   "idle at the next all-to-all. At this size the times are small and noisy; the bench (bench_ep) "
+                   "idle at the next all-to-all. At this size the times are small and noisy; bench/bench_ep "
                    "measures the layer at larger sizes.");
 }
 

@@ -67,6 +67,8 @@ nn::Batch batch_of_step(const ModelConfig& cfg, int k);
 nlohmann::json config_json(const Options& o);
 /// The serial reference of @p cfg (made on first use).
 const SerialRun& serial(Context& ctx, Lab& lab, const ModelConfig& cfg);
+/// @p v with @p digits digits after the point (rounded).
+std::string fixed(double v, int digits);
 /// Trains @p cfg with experts over @p ep and @p dp copies for cfg.steps steps, checks it against
 /// serial (losses, this rank's parameters) and the exchanges' bytes against the formula from the
 /// serial routing; writes --dump when @p dump. @p label names the run in the checks.
