@@ -10,7 +10,13 @@
 #include "backends/ops.hpp"
 #include "common/model_config.hpp"
 #include "nn/decoder.hpp"
+#include "nn/data.hpp"
 #include "nn/params.hpp"
+
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
 
 namespace fivefold::nn {
 
@@ -33,5 +39,16 @@ class Model : private ModelStorage, public Decoder {
   /// Zeroes every gradient.
   void zero_grad() { params_.zero_grad(); }
 };
+
+/// The serial model trained on a stream of batches: the reference a parallel chapter checks against.
+struct ReferenceRun {
+  std::vector<float> losses;             ///< loss of each step (before its update)
+  std::map<std::string, Tensor> grads0;  ///< step 0's gradients by parameter name
+  std::map<std::string, Tensor> final;   ///< the parameters after the last step
+};
+/// Trains nn::Model(@p cfg) for cfg.steps AdamW steps, one nn::train_step on @p batch_of(k) each;
+/// @p after_step(k, model), when given, runs after step k (e.g. to read its MoE routing).
+ReferenceRun train_reference(Ops& ops, const ModelConfig& cfg, const std::function<Batch(int)>& batch_of,
+                             const std::function<void(int, Model&)>& after_step = {});
 
 }  // namespace fivefold::nn

@@ -30,4 +30,14 @@ void Dump::losses(const std::vector<double>& loss) const {
   npy::save(dir_ + "/loss.npy", Tensor::from_vector(l, {static_cast<std::int64_t>(l.size())}));
 }
 
+void Dump::batch(int k, const nn::Batch& b) const {
+  if (!enabled()) return;
+  if (k == 0) {
+    tensor("inputs", b.inputs);
+    tensor("targets", b.targets);
+  }
+  tensor("inputs_s" + std::to_string(k), b.inputs);
+  tensor("targets_s" + std::to_string(k), b.targets);
+}
+
 }  // namespace fivefold::ch01

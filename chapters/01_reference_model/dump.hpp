@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "nn/data.hpp"
 #include "nn/params.hpp"
 #include "common/tensor.hpp"
 
@@ -32,6 +33,8 @@ class Dump {
   void params(const std::string& sub, const nn::ParamRegistry& reg, bool grads) const;
   /// DIR/loss.npy, float32 [steps].
   void losses(const std::vector<double>& loss) const;
+  /// Training step @p k's global batch: inputs_sK / targets_sK (and inputs / targets for step 0).
+  void batch(int k, const nn::Batch& b) const;
 
  private:
   std::string dir_;

@@ -38,13 +38,7 @@ void StageDump::params(const std::string& sub, bool grads) {
 }
 
 void StageDump::step_begin(int k, const nn::Batch& batch) {
-  if (!enabled_) return;
-  if (k == 0) {
-    out_.tensor("inputs", batch.inputs);
-    out_.tensor("targets", batch.targets);
-  }
-  out_.tensor("inputs_s" + std::to_string(k), batch.inputs);
-  out_.tensor("targets_s" + std::to_string(k), batch.targets);
+  if (enabled_) out_.batch(k, batch);
 }
 
 void StageDump::step0(const PipelineRunner& runner) {

@@ -40,17 +40,7 @@ nlohmann::json config_json(const Options& o) {
 
 const SerialRun& serial(Context& ctx, Lab& lab) {
   if (lab.serial) return *lab.serial;
-  const ModelConfig& cfg = lab.o.cfg;
-  nn::Model model(ctx.ops, cfg);
-  nn::LocalUpdate update(ctx.ops, model.params(), nn::AdamWConfig::from(cfg));
-  SerialRun run;
-  for (int k = 0; k < cfg.steps; ++k) {
-    run.losses.push_back(static_cast<float>(nn::train_step(model, update, batch_of_step(lab.o, k))));
-    if (k == 0)
-      for (const nn::Param& p : model.params().all()) run.grads0[p.name] = p.grad.clone();
-  }
-  for (const nn::Param& p : model.params().all()) run.final[p.name] = p.value.clone();
-  lab.serial = std::move(run);
+  lab.serial = nn::train_reference(ctx.ops, lab.o.cfg, [&](int k) { return batch_of_step(lab.o, k); });
   return *lab.serial;
 }
 

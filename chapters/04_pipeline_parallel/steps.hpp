@@ -14,6 +14,7 @@
 #include "chapters/harness.hpp"
 #include "common/model_config.hpp"
 #include "nn/data.hpp"
+#include "nn/model.hpp"
 
 namespace fivefold::ch04 {
 
@@ -33,11 +34,7 @@ struct Options {
 };
 
 /// The serial reference: nn::Model trained on the whole batch of every step.
-struct SerialRun {
-  std::vector<float> losses;             ///< loss of each step (before its update)
-  std::map<std::string, Tensor> grads0;  ///< step-0 gradients by parameter name
-  std::map<std::string, Tensor> final;   ///< parameters after the last step
-};
+using SerialRun = nn::ReferenceRun;
 
 /// What one pipelined training run produced on this rank.
 struct TrainRun {

@@ -90,14 +90,7 @@ ModeRun* train(Context& ctx, Lab& lab, SpMode mode, const std::string& idea) {
   g.reset_counts();
   for (int k = 0; k < cfg.steps; ++k) {
     const nn::Batch batch = batch_of_step(lab.o, k);
-    if (out.enabled()) {
-      if (k == 0) {
-        out.tensor("inputs", batch.inputs);
-        out.tensor("targets", batch.targets);
-      }
-      out.tensor("inputs_s" + std::to_string(k), batch.inputs);
-      out.tensor("targets_s" + std::to_string(k), batch.targets);
-    }
+    out.batch(k, batch);
     model.reset_ring_work();
     auto after_sync = [&] {
       if (k == 0 && dump) {

@@ -9,13 +9,6 @@ namespace fivefold::ch05 {
 
 namespace {
 
-std::string fixed(double v, int digits) {
-  std::ostringstream s;
-  s.setf(std::ios::fixed);
-  s.precision(digits);
-  s << v;
-  return s.str();
-}
 
 }  // namespace
 
@@ -41,7 +34,7 @@ void show_work(Context& ctx, Lab& lab, SpMode ran) {
     for (int q = 0; q < n; ++q) total += RingAttention::expected_work(mode, c.seq, n, q).second;
     const std::vector<std::string> lines = ctx.gather(std::to_string(w.pairs / c.layers) + " " +
                                                       std::to_string(w.skipped / c.layers) + " " +
-                                                      std::to_string(w.scores / c.layers) + " " + fixed(w.seconds * 1e3, 2));
+                                                      std::to_string(w.scores / c.layers) + " " + fmt("%.2f", w.seconds * 1e3));
     std::int64_t lo = -1, hi = 0;
     for (int q = 0; q < n; ++q) {
       std::istringstream in(lines[q]);

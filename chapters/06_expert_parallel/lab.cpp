@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: MIT
 // What chapter 06's steps share: the grid's groups, batches, config, the serial references.
 #include <cmath>
-#include <sstream>
 
 #include "chapters/06_expert_parallel/steps.hpp"
 #include "nn/model.hpp"
@@ -22,13 +21,6 @@ ModelConfig Options::default_config() {
   return c;
 }
 
-std::string fixed(double v, int digits) {
-  std::ostringstream s;
-  s.setf(std::ios::fixed);
-  s.precision(digits);
-  s << v;
-  return s.str();
-}
 
 Groups& groups(Context& ctx, Lab& lab, int ep, int dp) {
   auto it = lab.groups.find({ep, dp});
@@ -61,16 +53,13 @@ const SerialRun& serial(Context& ctx, Lab& lab, const ModelConfig& cfg) {
   const std::string key = cfg.to_json().dump();
   auto it = lab.serial.find(key);
   if (it != lab.serial.end()) return it->second;
-  nn::Model model(ctx.ops, cfg);
-  nn::LocalUpdate update(ctx.ops, model.params(), nn::AdamWConfig::from(cfg));
   SerialRun run;
-  for (int k = 0; k < cfg.steps; ++k) {
-    run.losses.push_back(static_cast<float>(nn::train_step(model, update, batch_of_step(cfg, k))));
-    run.routing.emplace_back();
-    for (auto& layer : model.layers())
-      if (layer.moe()) run.routing.back().push_back(layer.moe()->routing());
-  }
-  for (const nn::Param& p : model.params().all()) run.final[p.name] = p.value.clone();
+  static_cast<nn::ReferenceRun&>(run) =
+      nn::train_reference(ctx.ops, cfg, [&](int k) { return batch_of_step(cfg, k); }, [&](int, nn::Model& model) {
+        run.routing.emplace_back();  // TUTORIAL: the routing the exchanges' bytes are predicted from
+        for (auto& layer : model.layers())
+          if (layer.moe()) run.routing.back().push_back(layer.moe()->routing());
+      });
   return lab.serial.emplace(key, std::move(run)).first->second;
 }
 

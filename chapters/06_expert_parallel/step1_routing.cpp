@@ -45,8 +45,8 @@ void step1_routing(Context& ctx, Lab& lab) {
         per[e] = static_cast<float>(n);
       }
       const double mean = static_cast<double>(total) / c.experts;
-      t.add({std::to_string(l), loads, fixed(mx / mean, 2),
-             fixed(static_cast<double>(r.dropped) / static_cast<double>(r.tokens * r.topk), 3)});
+      t.add({std::to_string(l), loads, fmt("%.2f", mx / mean),
+             fmt("%.3f", static_cast<double>(r.dropped) / static_cast<double>(r.tokens * r.topk))});
       // Every rank's kept assignments per expert, summed over the data group, against serial.
       const nn::Routing& mr = par.moe_layers()[li++]->routing();
       std::vector<float> counts(c.experts);

@@ -10,7 +10,7 @@ void step3_capacity(Context& ctx, Lab& lab) {
   if (c.capacity_factor <= 0.0) c.capacity_factor = 1.0;
   const int ep = lab.o.ep;
   const std::int64_t b = c.batch / (ep * lab.o.dp), cap = nn::expert_capacity(c.capacity_factor, c.topk, c.seq, c.experts);
-  ctx.narrator.say("With capacity factor " + fixed(c.capacity_factor, 2) + " every expert takes at most "
+  ctx.narrator.say("With capacity factor " + fmt("%.2f", c.capacity_factor) + " every expert takes at most "
                    "ceil(cf k T / E) = " + std::to_string(cap) + " assignments per sequence, so a rank's block for one "
                    "expert never holds more than b x " + std::to_string(cap) + " = " + std::to_string(b * cap) +
                    " rows: fixed-size buffers, padded with zero rows, one all-to-all per exchange and no count "
@@ -29,7 +29,7 @@ void step3_capacity(Context& ctx, Lab& lab) {
   ctx.check(compare_exact("capacity: real rows / buffer rows sent == the serial routing's", static_cast<double>(run.stats.real_rows) / run.stats.buffer_rows,
                           static_cast<double>(real) / buffer));
   const std::int64_t per_layer = c.experts * b * cap * c.dim * 4;
-  ctx.narrator.say("Padding waste on this rank: " + fixed(100.0 * waste, 2) + "% of the rows sent are "
+  ctx.narrator.say("Padding waste on this rank: " + fmt("%.2f", 100.0 * waste) + "% of the rows sent are "
                    "padding; each exchange moves E x b x cap x C x 4 = " + std::to_string(per_layer) +
                    " bytes per layer whatever the routing (dropless moves only the kept rows, at the price of a count "
                    "exchange and shapes known only at run time).");

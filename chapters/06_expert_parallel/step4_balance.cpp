@@ -54,8 +54,8 @@ void balance_run(Context& ctx, Lab& lab, const ModelConfig& c, int steps, const 
     sec[label].push_back({{"step", k}, {"max_over_mean", imbalance}, {"dropped_share", dropped / assigned},
                           {"expert_ms_max", slowest * 1e3}, {"expert_ms_mean", mean * 1e3}});
     if (k == 0 || k == steps - 1 || (k + 1) % std::max(1, steps / 4) == 0)
-      t.add({label, std::to_string(k), fixed(imbalance, 3), fixed(dropped / assigned, 4), fixed(slowest * 1e3, 3),
-             fixed(mean * 1e3, 3), fixed((slowest - mean) * 1e3, 3)});
+      t.add({label, std::to_string(k), fmt("%.3f", imbalance), fmt("%.4f", dropped / assigned), fmt("%.3f", slowest * 1e3),
+             fmt("%.3f", mean * 1e3), fmt("%.3f", (slowest - mean) * 1e3)});
   }
 }
 
@@ -67,7 +67,7 @@ void step4_balance(Context& ctx, Lab& lab) {
   const double coef = c.aux_coef > 0 ? c.aux_coef : 0.01;
   const int n = lab.o.balance_steps;
   ctx.narrator.say("Load balance over " + std::to_string(n) + " steps, capacity factor " +
-                   fixed(c.capacity_factor, 2) + ", without the aux loss and with --aux-coef " + fixed(coef, 3) +
+                   fmt("%.2f", c.capacity_factor) + ", without the aux loss and with --aux-coef " + fmt("%.3f", coef) +
                    ". The Switch aux loss coef x E x sum_e f_e P_e (f_e: share of assignments to e, P_e: mean router "
                    "probability of e) is smallest when both are uniform: its gradient pushes the router towards "
                    "balance. Imbalance costs twice: assignments over capacity are dropped, and every rank waits in "
@@ -82,7 +82,7 @@ void step4_balance(Context& ctx, Lab& lab) {
   balance_run(ctx, lab, off, n, "no aux loss", t, sec);
   ModelConfig on = c;
   on.aux_coef = coef;
-  balance_run(ctx, lab, on, n, "aux " + fixed(coef, 3), t, sec);
+  balance_run(ctx, lab, on, n, "aux " + fmt("%.3f", coef), t, sec);
   ctx.show(t);
   ctx.narrator.say("The waiting column is the busiest rank's expert time minus the mean rank's: what the others spend "
                    "idle at the next all-to-all. At this size the times are small and noisy; bench/bench_ep "

@@ -14,6 +14,7 @@
 #include "chapters/harness.hpp"
 #include "common/model_config.hpp"
 #include "nn/data.hpp"
+#include "nn/model.hpp"
 
 namespace fivefold::ch06 {
 
@@ -32,9 +33,7 @@ struct Options {
 
 /// The serial reference of one configuration: losses, final parameters, and the routing of
 /// every step's MoE layers (the formula of the exchanges' bytes comes from it).
-struct SerialRun {
-  std::vector<float> losses;
-  std::map<std::string, Tensor> final;
+struct SerialRun : nn::ReferenceRun {
   std::vector<std::vector<nn::Routing>> routing;  ///< per step, per MoE layer
 };
 
@@ -67,8 +66,6 @@ nn::Batch batch_of_step(const ModelConfig& cfg, int k);
 nlohmann::json config_json(const Options& o);
 /// The serial reference of @p cfg (made on first use).
 const SerialRun& serial(Context& ctx, Lab& lab, const ModelConfig& cfg);
-/// @p v with @p digits digits after the point (rounded).
-std::string fixed(double v, int digits);
 /// Trains @p cfg with experts over @p ep and @p dp copies for cfg.steps steps, checks it against
 /// serial (losses, this rank's parameters) and the exchanges' bytes against the formula from the
 /// serial routing; writes --dump when @p dump. @p label names the run in the checks.

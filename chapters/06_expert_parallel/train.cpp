@@ -63,14 +63,7 @@ EpRun train(Context& ctx, Lab& lab, const ModelConfig& cfg, int ep, int dp, cons
   EpRun run;
   for (int k = 0; k < cfg.steps; ++k) {
     const nn::Batch batch = batch_of_step(cfg, k);
-    if (out.enabled()) {
-      if (k == 0) {
-        out.tensor("inputs", batch.inputs);
-        out.tensor("targets", batch.targets);
-      }
-      out.tensor("inputs_s" + std::to_string(k), batch.inputs);
-      out.tensor("targets_s" + std::to_string(k), batch.targets);
-    }
+    out.batch(k, batch);
     auto after_sync = [&] {
       if (!(dump && k == 0)) return;
       const std::int64_t b = cfg.batch / g.data().size(), n = b * cfg.seq * cfg.vocab;
