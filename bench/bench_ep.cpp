@@ -46,18 +46,6 @@ Backend* g_backend = nullptr;
 ModelConfig g_cfg;
 std::map<int, double> g_serial_s;  ///< the serial layer's median per top-k
 
-double median(std::vector<double> v) {
-  if (v.empty()) return 0.0;
-  std::sort(v.begin(), v.end());
-  const std::size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
-double reduce_over_ranks(double x, MPI_Op op) {
-  MPI_Allreduce(MPI_IN_PLACE, &x, 1, MPI_DOUBLE, op, MPI_COMM_WORLD);
-  return x;
-}
-
 /// A deterministic random tensor [b, T, C] (the layer's input or its output gradient).
 Tensor activations(Ops& ops, std::int64_t b, const std::string& name, std::int64_t offset) {
   const std::int64_t n = b * g_cfg.seq * g_cfg.dim;
@@ -104,7 +92,7 @@ void bm_serial(benchmark::State& state, int topk) {
     times.push_back(bench::time_max_over_ranks(step));
     state.SetIterationTime(times.back());
   }
-  g_serial_s[topk] = median(times);
+  g_serial_s[topk] = bench::median(times);
   state.counters["median_ms"] = g_serial_s[topk] * 1e3;
 }
 
@@ -138,24 +126,24 @@ void bm_ep(benchmark::State& state, int topk, double cf) {
     times.push_back(bench::time_max_over_ranks(step));
     state.SetIterationTime(times.back());
     const double e = layer.stats().expert_seconds;
-    emax.push_back(reduce_over_ranks(e, MPI_MAX));
-    emean.push_back(reduce_over_ranks(e, MPI_SUM) / n);
+    emax.push_back(bench::reduce_over_ranks(e, MPI_MAX));
+    emean.push_back(bench::reduce_over_ranks(e, MPI_SUM) / n);
   }
   // The traffic, summed over the ranks, against the formula.
   const auto iters = static_cast<double>(state.iterations());
   double bytes = 0;
   for (const auto& [op, cnt] : ep->counts()) bytes += static_cast<double>(cnt.payload_bytes);
-  const double all = reduce_over_ranks(bytes, MPI_SUM) / iters;
+  const double all = bench::reduce_over_ranks(bytes, MPI_SUM) / iters;
   const double T = c.seq, C = c.dim, B = static_cast<double>(b) * n;
   const double slots = static_cast<double>(b) * nn::expert_capacity(cf, topk, c.seq, c.experts);
   const double want = cf > 0 ? 4.0 * n * c.experts * slots * C * 4 : 4.0 * B * T * topk * C * 4 + n * c.experts * 4.0;
   FIVEFOLD_CHECK(all == want, "bench_ep: top-", topk, " cf ", cf, ": the ranks moved ", all, " bytes per step, the formula says ",
                  want);
-  const double med = median(times);
+  const double med = bench::median(times);
   state.counters["median_ms"] = med * 1e3;
   if (g_serial_s.count(topk) && g_serial_s[topk] > 0) state.counters["vs_serial"] = med / g_serial_s[topk];
-  state.counters["expert_max_ms"] = median(emax) * 1e3;
-  state.counters["expert_mean_ms"] = median(emean) * 1e3;
+  state.counters["expert_max_ms"] = bench::median(emax) * 1e3;
+  state.counters["expert_mean_ms"] = bench::median(emean) * 1e3;
   state.counters["bytes"] = bytes / iters;
 }
 

@@ -9,6 +9,7 @@
 #include <benchmark/benchmark.h>
 #include <mpi.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -154,6 +155,21 @@ double time_max_over_ranks(Fn&& fn) {
   double t = MPI_Wtime() - t0;
   MPI_Allreduce(MPI_IN_PLACE, &t, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
   return t;
+}
+
+/// @p x reduced over every rank with @p op (MPI_SUM, MPI_MAX, ...): the bench's bookkeeping,
+/// outside every counted communicator.
+inline double reduce_over_ranks(double x, MPI_Op op) {
+  MPI_Allreduce(MPI_IN_PLACE, &x, 1, MPI_DOUBLE, op, MPI_COMM_WORLD);
+  return x;
+}
+
+/// The middle value of @p v (the mean of the two middle ones for an even count; 0 when empty).
+inline double median(std::vector<double> v) {
+  if (v.empty()) return 0.0;
+  std::sort(v.begin(), v.end());
+  const std::size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
 /// Whether the ranks' benchmarks talk to each other (then they must run in the same order).

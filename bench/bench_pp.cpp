@@ -42,6 +42,7 @@
 
 #include "backends/backend.hpp"
 #include "bench/bench_mpi.hpp"
+#include "bench/bench_serial.hpp"
 #include "chapters/04_pipeline_parallel/pp_link.hpp"
 #include "chapters/04_pipeline_parallel/pp_runner.hpp"
 #include "chapters/04_pipeline_parallel/pp_schedule.hpp"
@@ -58,42 +59,12 @@ Backend* g_backend = nullptr;
 ModelConfig g_cfg;
 double g_serial_s = 0.0;  ///< the serial step's mean time (0 until the serial row ran)
 
-/// Sums @p x over the ranks (uncounted: the bench's bookkeeping, not the pipeline's traffic).
-double sum_over_ranks(double x) {
-  MPI_Allreduce(MPI_IN_PLACE, &x, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
-  return x;
-}
-
-/// The largest @p x over the ranks (uncounted).
-double max_over_ranks(double x) {
-  MPI_Allreduce(MPI_IN_PLACE, &x, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
-  return x;
-}
-
 /// The serial baseline: nn::Model and one nn::train_step on the whole batch, on rank 0 only.
 void bm_serial(benchmark::State& state) {
-  Ops& ops = *g_backend->ops;
-  const bool mine = MpiSession::world_rank() == 0;
-  std::unique_ptr<nn::Model> model;
-  std::unique_ptr<nn::LocalUpdate> update;
-  if (mine) {
-    model = std::make_unique<nn::Model>(ops, g_cfg);
-    update = std::make_unique<nn::LocalUpdate>(ops, model->params(), nn::AdamWConfig::from(g_cfg));
-  }
-  const nn::Batch batch = nn::synthetic_batch(g_cfg.seed, g_cfg.vocab, g_cfg.batch, g_cfg.seq);
-  auto step = [&] {
-    if (!mine) return;
-    nn::train_step(*model, *update, batch);
-    ops.synchronize();
-  };
-  step();  // warm-up
+  const std::vector<double> t = bench::time_serial_steps(state, *g_backend->ops, g_cfg);
   double total = 0.0;
-  for (auto _ : state) {
-    const double t = bench::time_max_over_ranks(step);
-    state.SetIterationTime(t);
-    total += t;
-  }
-  g_serial_s = state.iterations() > 0 ? total / static_cast<double>(state.iterations()) : 0.0;
+  for (double x : t) total += x;
+  g_serial_s = t.empty() ? 0.0 : total / static_cast<double>(t.size());
 }
 
 /// One pipelined training step of @p kind over @p m microbatches and @p v chunks per rank.
@@ -123,14 +94,14 @@ void bm_pp_step(benchmark::State& state, ch04::ScheduleKind kind, int m, int v) 
     // Idle share of this step, from the passes' times (after the timing: not in the step).
     double busy = 0.0, end = 0.0;
     for (const ch04::PassEvent& e : rec.events) busy += e.end - e.start, end = std::max(end, e.end);
-    const double span = max_over_ranks(end);
-    idle += span > 0 ? 1.0 - sum_over_ranks(busy) / (p * span) : 0.0;
+    const double span = bench::reduce_over_ranks(end, MPI_MAX);
+    idle += span > 0 ? 1.0 - bench::reduce_over_ranks(busy, MPI_SUM) / (p * span) : 0.0;
   }
   const double iters = static_cast<double>(state.iterations());
   std::int64_t calls = 0, bytes = 0;
   for (const auto& [route, c] : link.sent()) calls += c.calls, bytes += c.payload_bytes;
-  const double all_calls = sum_over_ranks(static_cast<double>(calls)) / iters;
-  const double all_bytes = sum_over_ranks(static_cast<double>(bytes)) / iters;
+  const double all_calls = bench::reduce_over_ranks(static_cast<double>(calls), MPI_SUM) / iters;
+  const double all_bytes = bench::reduce_over_ranks(static_cast<double>(bytes), MPI_SUM) / iters;
   const double msg = static_cast<double>(g_cfg.batch / m) * g_cfg.seq * g_cfg.dim * 4;  // one [b, T, C] fp32
   const double want = static_cast<double>(ch04::messages_formula(p, m, v));
   FIVEFOLD_CHECK(all_calls == want && all_bytes == want * msg, "bench_pp: ", ch04::schedule_name(kind), " m ", m,
@@ -138,7 +109,7 @@ void bm_pp_step(benchmark::State& state, ch04::ScheduleKind kind, int m, int v) 
                  want, " messages of ", msg, " bytes");
   const double bubble = ch04::bubble_formula(kind, p, m, v);
   using benchmark::Counter;
-  state.counters["sent/step"] = Counter(max_over_ranks(static_cast<double>(bytes)) / iters, Counter::kDefaults,
+  state.counters["sent/step"] = Counter(bench::reduce_over_ranks(static_cast<double>(bytes), MPI_MAX) / iters, Counter::kDefaults,
                                         Counter::OneK::kIs1024);
   state.counters["idle"] = idle / iters;
   state.counters["bubble"] = bubble;

@@ -36,6 +36,7 @@
 
 #include "backends/backend.hpp"
 #include "bench/bench_mpi.hpp"
+#include "bench/bench_serial.hpp"
 #include "chapters/05_sequence_parallel/sp_layout.hpp"
 #include "chapters/05_sequence_parallel/sp_model.hpp"
 #include "common/check.hpp"
@@ -51,43 +52,9 @@ Backend* g_backend = nullptr;
 ModelConfig g_cfg;
 double g_serial_s = 0.0;  ///< the serial step's median time (0 until the serial row ran)
 
-/// The middle value of @p v (the mean of the two middle ones for an even count).
-double median(std::vector<double> v) {
-  if (v.empty()) return 0.0;
-  std::sort(v.begin(), v.end());
-  const std::size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
-/// @p x reduced over the ranks with @p op (uncounted: the bench's bookkeeping).
-double reduce_over_ranks(double x, MPI_Op op) {
-  MPI_Allreduce(MPI_IN_PLACE, &x, 1, MPI_DOUBLE, op, MPI_COMM_WORLD);
-  return x;
-}
-
 /// The serial baseline: nn::Model and one nn::train_step on the whole batch, on rank 0 only.
 void bm_serial(benchmark::State& state) {
-  Ops& ops = *g_backend->ops;
-  const bool mine = MpiSession::world_rank() == 0;
-  std::unique_ptr<nn::Model> model;
-  std::unique_ptr<nn::LocalUpdate> update;
-  if (mine) {
-    model = std::make_unique<nn::Model>(ops, g_cfg);
-    update = std::make_unique<nn::LocalUpdate>(ops, model->params(), nn::AdamWConfig::from(g_cfg));
-  }
-  const nn::Batch batch = nn::synthetic_batch(g_cfg.seed, g_cfg.vocab, g_cfg.batch, g_cfg.seq);
-  auto step = [&] {
-    if (!mine) return;
-    nn::train_step(*model, *update, batch);
-    ops.synchronize();
-  };
-  step();  // warm-up
-  std::vector<double> times;
-  for (auto _ : state) {
-    times.push_back(bench::time_max_over_ranks(step));
-    state.SetIterationTime(times.back());
-  }
-  g_serial_s = median(times);
+  g_serial_s = bench::median(bench::time_serial_steps(state, *g_backend->ops, g_cfg));
   state.counters["median_ms"] = g_serial_s * 1e3;
 }
 
@@ -114,8 +81,8 @@ void bm_sp_step(benchmark::State& state, ch05::SpMode mode) {
     times.push_back(bench::time_max_over_ranks(step));
     state.SetIterationTime(times.back());
     const ch05::RingWork w = model.ring_work();  // after the timing: not in the step
-    core_max.push_back(reduce_over_ranks(w.seconds, MPI_MAX));
-    core_min.push_back(reduce_over_ranks(w.seconds, MPI_MIN));
+    core_max.push_back(bench::reduce_over_ranks(w.seconds, MPI_MAX));
+    core_min.push_back(bench::reduce_over_ranks(w.seconds, MPI_MIN));
     scores = w.scores;
   }
   const auto iters = static_cast<std::int64_t>(state.iterations());
@@ -126,15 +93,15 @@ void bm_sp_step(benchmark::State& state, ch05::SpMode mode) {
                    " bytes in ", iters, " steps; the formula says ", want.calls, " calls of ", want.payload_bytes,
                    " bytes per step");
   }
-  const double med = median(times);
+  const double med = bench::median(times);
   state.counters["median_ms"] = med * 1e3;
   if (g_serial_s > 0) state.counters["vs_serial"] = med / g_serial_s;
   state.counters["sp"] = sp;
   if (mode == ch05::SpMode::ring || mode == ch05::SpMode::zigzag) {
-    state.counters["core_max_ms"] = median(core_max) * 1e3;
-    state.counters["core_min_ms"] = median(core_min) * 1e3;
+    state.counters["core_max_ms"] = bench::median(core_max) * 1e3;
+    state.counters["core_min_ms"] = bench::median(core_min) * 1e3;
     const auto s = static_cast<double>(scores);
-    state.counters["work_imb"] = reduce_over_ranks(s, MPI_MAX) / (reduce_over_ranks(s, MPI_SUM) / sp);
+    state.counters["work_imb"] = bench::reduce_over_ranks(s, MPI_MAX) / (bench::reduce_over_ranks(s, MPI_SUM) / sp);
   }
 }
 
