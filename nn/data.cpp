@@ -34,4 +34,8 @@ double synthetic_entropy(int vocab) {
   return -hit * std::log(hit) - (vocab - 1) * miss * std::log(miss);
 }
 
+Batch stream_batch(const ModelConfig& cfg, int k) {
+  return synthetic_batch(cfg.seed, cfg.vocab, cfg.batch, cfg.seq, static_cast<std::int64_t>(k) * cfg.batch);
+}
+
 }  // namespace fivefold::nn

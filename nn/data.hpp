@@ -14,6 +14,7 @@
 
 #include <cstdint>
 
+#include "common/model_config.hpp"
 #include "common/tensor.hpp"
 
 namespace fivefold::nn {
@@ -27,6 +28,9 @@ struct Batch {
 /// Sequences first_sequence .. first_sequence + batch - 1 of the stream (a step k of a
 /// "stream" run passes k * batch; a "fixed" run always 0).
 Batch synthetic_batch(std::uint64_t seed, int vocab, int batch, int seq, std::int64_t first_sequence = 0);
+
+/// Training step @p k's global batch of a "stream" run of @p cfg: sequences k*B .. k*B + B - 1.
+Batch stream_batch(const ModelConfig& cfg, int k);
 
 /// The entropy floor of the task in nats (the best achievable mean loss).
 double synthetic_entropy(int vocab);

@@ -22,7 +22,7 @@ Communicator& pp_group(Context& ctx, Lab& lab) {
 }
 
 nn::Batch batch_of_step(const Options& o, int k) {
-  return nn::synthetic_batch(o.cfg.seed, o.cfg.vocab, o.cfg.batch, o.cfg.seq, static_cast<std::int64_t>(k) * o.cfg.batch);
+  return nn::stream_batch(o.cfg, k);
 }
 
 nlohmann::json config_json(const Options& o) {

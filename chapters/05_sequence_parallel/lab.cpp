@@ -26,7 +26,7 @@ Communicator& group(Context& ctx, Lab& lab, SpMode mode) {
 }
 
 nn::Batch batch_of_step(const Options& o, int k) {
-  return nn::synthetic_batch(o.cfg.seed, o.cfg.vocab, o.cfg.batch, o.cfg.seq, static_cast<std::int64_t>(k) * o.cfg.batch);
+  return nn::stream_batch(o.cfg, k);
 }
 
 nlohmann::json config_json(const Options& o) {

@@ -34,7 +34,7 @@ Groups& groups(Context& ctx, Lab& lab, int ep, int dp) {
 }
 
 nn::Batch batch_of_step(const ModelConfig& cfg, int k) {
-  return nn::synthetic_batch(cfg.seed, cfg.vocab, cfg.batch, cfg.seq, static_cast<std::int64_t>(k) * cfg.batch);
+  return nn::stream_batch(cfg, k);
 }
 
 nlohmann::json config_json(const Options& o) {

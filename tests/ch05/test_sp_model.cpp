@@ -50,7 +50,7 @@ struct Result {
 };
 
 nn::Batch batch_of(const ModelConfig& cfg, int k) {
-  return nn::synthetic_batch(cfg.seed, cfg.vocab, cfg.batch, cfg.seq, static_cast<std::int64_t>(k) * cfg.batch);
+  return nn::stream_batch(cfg, k);
 }
 
 Result serial(Ops& ops, const ModelConfig& cfg) {

@@ -44,7 +44,7 @@ ModelConfig small(int world, int topk, double cf) {
 }
 
 nn::Batch batch_of(const ModelConfig& cfg, int k) {
-  return nn::synthetic_batch(cfg.seed, cfg.vocab, cfg.batch, cfg.seq, static_cast<std::int64_t>(k) * cfg.batch);
+  return nn::stream_batch(cfg, k);
 }
 
 struct Serial {

@@ -22,7 +22,7 @@ RunLosses train_tiny(Communicator& world, Ops& ops, const Schedule& s, int steps
   cfg.batch = 2 * s.m;
   cfg.steps = steps;
   auto batch_of = [&](int k) {
-    return nn::synthetic_batch(cfg.seed, cfg.vocab, cfg.batch, cfg.seq, static_cast<std::int64_t>(k) * cfg.batch);
+    return nn::stream_batch(cfg, k);
   };
   RunLosses out;
   PipelineStage stage(ops, cfg, s.p, 1, world.rank());  // this rank's layers, drawn as the serial model draws them
