@@ -65,7 +65,7 @@ std::unique_ptr<nn::SummedUpdate> EpModel::make_update(const nn::AdamWConfig& cf
 
 nn::Batch EpModel::mine(const nn::Batch& global) const {
   const Tensor in = global.inputs.to(Device::host), tg = global.targets.to(Device::host);
-  const std::int64_t B = in.dim(0), T = in.dim(1), b = B / data_->size(), first = data_->rank() * b;
+  const std::int64_t B = in.dim(0), b = B / data_->size(), first = data_->rank() * b;
   return {in.narrow(first, b).clone(), tg.narrow(first, b).clone()};  // TUTORIAL: whole sequences
 }
 
