@@ -76,8 +76,8 @@ class Context {
   /// The loss of every step of a parallel run next to the serial run's: shows the table
   /// @p title (step | @p label | serial | |diff|), records the losses as the summary's loss,
   /// and checks "loss per step == serial" (or @p check_name) to relative @p tolerance.
-  void check_losses(const std::string& title, const std::string& label, const std::vector<float>& ours,
-                    const std::vector<float>& serial, double tolerance,
+  void check_losses(const std::string& title, const std::string& label, const std::vector<double>& ours,
+                    const std::vector<double>& serial, double tolerance,
                     const std::string& check_name = "loss per step == serial");
 };
 

@@ -39,6 +39,31 @@ nlohmann::json number(double v) { return std::isfinite(v) ? nlohmann::json(v) : 
 
 }  // namespace
 
+CheckResult compare_values(const std::string& name, const std::vector<double>& ours, const std::vector<double>& ref,
+                           double tolerance) {
+  CheckResult r;
+  r.name = name;
+  r.tolerance = tolerance;
+  if (ours.size() != ref.size()) {
+    r.max_abs_err = r.max_rel_err = std::numeric_limits<double>::infinity();
+    return r;
+  }
+  double diff2 = 0, ref2 = 0, ours2 = 0, max_abs = 0;
+  bool any_nan = false;
+  for (std::size_t i = 0; i < ours.size(); ++i) {
+    const double d = ours[i] - ref[i];
+    diff2 += d * d;
+    ref2 += ref[i] * ref[i];
+    ours2 += ours[i] * ours[i];
+    any_nan = any_nan || std::isnan(d);
+    max_abs = std::max(max_abs, std::fabs(d));
+  }
+  r.max_abs_err = any_nan ? std::nan("") : max_abs;
+  r.max_rel_err = ref2 > 0 ? std::sqrt(diff2) / std::sqrt(ref2) : std::sqrt(ours2);
+  r.passed = r.max_rel_err <= tolerance;
+  return r;
+}
+
 CheckResult compare_exact(const std::string& name, double got, double want) {
   CheckResult r;
   r.name = name;

@@ -25,6 +25,11 @@ struct CheckResult {
 /// Compares @p ours with @p ref (any devices, fp32 or int32, same numel). Relative L2 error is
 /// ||ours-ref|| / ||ref||; when ||ref|| is 0 it is ||ours|| (so 0 only for an exact match).
 CheckResult compare(const std::string& name, const Tensor& ours, const Tensor& ref, double tolerance);
+/// Compares two lists of numbers in double precision with compare()'s measures (relative L2,
+/// largest absolute difference): values computed in double (losses) are not rounded to fp32
+/// first, so the check reports the error it measured.
+CheckResult compare_values(const std::string& name, const std::vector<double>& ours, const std::vector<double>& ref,
+                           double tolerance);
 /// An exact comparison of two numbers (counts, bytes) as a check: error |got - want|,
 /// relative to |want|, tolerance 0: passed only when they are equal.
 CheckResult compare_exact(const std::string& name, double got, double want);

@@ -105,10 +105,12 @@ class Attention : public Block {
   virtual const Tensor& attend_cached(Saved& s, const Tensor& a, std::int64_t start, KvCache& cache);
   /// y [B, T, C] = s.o Wo^T (into s.y).
   const Tensor& output_projection(Saved& s, std::int64_t B, std::int64_t T);
-  Ops* ops_;
-  AttentionWeights w_;
-  int heads_, kv_heads_, head_dim_;
-  float theta_;
+  Ops* ops_;            ///< the compute backend
+  AttentionWeights w_;  ///< the four weights and their gradients
+  int heads_;           ///< query heads held here
+  int kv_heads_;        ///< key/value heads held here
+  int head_dim_;        ///< hd
+  float theta_;         ///< RoPE base
 
  private:
   Saved own_;

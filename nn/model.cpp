@@ -27,7 +27,7 @@ ReferenceRun train_reference(Ops& ops, const ModelConfig& cfg, const std::functi
   LocalUpdate update(ops, model.params(), AdamWConfig::from(cfg));
   ReferenceRun run;
   for (int k = 0; k < cfg.steps; ++k) {
-    run.losses.push_back(static_cast<float>(train_step(model, update, batch_of(k))));
+    run.losses.push_back(train_step(model, update, batch_of(k)));
     if (k == 0)
       for (const Param& p : model.params().all()) run.grads0[p.name] = p.grad.clone();
     if (after_step) after_step(k, model);

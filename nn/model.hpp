@@ -42,7 +42,7 @@ class Model : private ModelStorage, public Decoder {
 
 /// The serial model trained on a stream of batches: the reference a parallel chapter checks against.
 struct ReferenceRun {
-  std::vector<float> losses;             ///< loss of each step (before its update)
+  std::vector<double> losses;            ///< loss of each step (before its update)
   std::map<std::string, Tensor> grads0;  ///< step 0's gradients by parameter name
   std::map<std::string, Tensor> final;   ///< the parameters after the last step
 };

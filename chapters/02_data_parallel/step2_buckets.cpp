@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // Step 2: buckets and overlap. The backward produces gradients from the last unit to the
-// first; once a bucket's units (about --bucket-mb MiB) are done, its all-reduce is POSTED with a
+// first; a bucket is whole units, closed once it holds at least --bucket-mb MiB; once its units are done, its all-reduce is POSTED with a
 // non-blocking iall_reduce and the backward of the next units goes on meanwhile. After the
 // backward only the part of the communication the backward did not hide is left to wait for.
 // We run it twice, overlapped and not (the same buckets reduced after the backward), and report

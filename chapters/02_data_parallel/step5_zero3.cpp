@@ -35,9 +35,13 @@ void step5_zero3(Context& ctx, Lab& lab) {
                 fmt("%.3f", static_cast<double>(res.memory.params) / full.params) + " of the full " +
                 human_bytes(static_cast<double>(full.params)) + "; 1/n = " + fmt("%.3f", 1.0 / n) +
                 "), workspaces " + human_bytes(static_cast<double>(res.memory.buffers)));
-  ctx.narrator.say("The workspaces hold at most " + std::string(dc.prefetch ? "two units" : "one unit") +
-                   " at a time whatever the depth, so with more layers the\nparameter memory per rank tends to Ψ/n: "
-                   "try --layers 16.");
+  const int gathers = dc.prefetch ? 2 : 1, grads = dc.overlap ? 2 : 1;
+  const double W = 4.0 * static_cast<double>(layout.max_padded());
+  ctx.narrator.say("The workspaces are " + std::to_string(gathers) + " gather workspace(s) (the unit running" +
+                   std::string(dc.prefetch ? ", and the next one arriving" : "") + ") and " + std::to_string(grads) +
+                   " gradient workspace(s), each the size of the largest unit (" + human_bytes(W) + "): " +
+                   std::to_string(gathers + grads) + " x " + human_bytes(W) + " = " + human_bytes((gathers + grads) * W) +
+                   ",\nwhatever the depth, so with more layers the parameter memory per rank tends to Ψ/n: try --layers 16.");
 }
 
 }  // namespace fivefold::ch02

@@ -51,10 +51,6 @@ double sum_over(Ops& ops, Communicator& comm, double v) {
   return t.to_vector()[0];
 }
 
-Tensor as_tensor(const std::vector<double>& v) {
-  return Tensor::from_vector(std::vector<float>(v.begin(), v.end()), {static_cast<std::int64_t>(v.size())});
-}
-
 }  // namespace
 
 RunResult train_dp(Context& ctx, Lab& lab, const DpConfig& dc, const std::string& name) {
@@ -84,7 +80,7 @@ RunResult train_dp(Context& ctx, Lab& lab, const DpConfig& dc, const std::string
   }
   const Tensor final = trainer.dense_params();
   dump.end(res.losses, final);
-  CheckResult lc = compare("losses vs serial (" + name + ")", as_tensor(res.losses), as_tensor(ref.losses), kTolOneStep);
+  CheckResult lc = compare_values("losses vs serial (" + name + ")", res.losses, ref.losses, kTolOneStep);
   ctx.check(lc);
   ctx.check(compare_params("parameters after " + std::to_string(cfg.steps) + " steps vs serial (" + name + ")", cfg,
                            final, ref.final, kTolSteps));

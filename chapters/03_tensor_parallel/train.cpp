@@ -64,14 +64,14 @@ void train(Context& ctx, Lab& lab, bool narrate) {
     last = now;
   };
 
-  std::vector<float> losses, ref_losses;
+  std::vector<double> losses, ref_losses;
   CommCounts fwd0, bwd0, total;
   double tp_seconds = 0, serial_seconds = 0;
   for (int k = 0; k < cfg.steps; ++k) {
     const nn::Batch batch = batch_of_step(lab.o, k);
     auto t0 = std::chrono::steady_clock::now();
     serial.zero_grad();
-    ref_losses.push_back(static_cast<float>(serial.forward(batch.inputs, batch.targets)));
+    ref_losses.push_back(serial.forward(batch.inputs, batch.targets));
     serial.backward();
     ctx.ops.synchronize();
     serial_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -82,7 +82,7 @@ void train(Context& ctx, Lab& lab, bool narrate) {
     backward = false;
     last = OpCount{};
     if (k == 0 && narrate) model.set_observer(observe);
-    losses.push_back(static_cast<float>(model.forward(batch.inputs, batch.targets)));
+    losses.push_back(model.forward(batch.inputs, batch.targets));
     const CommCounts fwd = tp.counts();
     tp.reset_counts();
     backward = true;
@@ -148,7 +148,7 @@ void train(Context& ctx, Lab& lab, bool narrate) {
                    " ms (ranks share the cores here; see bench_tp for timings).");
   if (dumping) {
     if (!dir.empty()) {
-      npy::save(dir + "/loss.npy", Tensor::from_vector(losses, {cfg.steps}));
+      npy::save(dir + "/loss.npy", Tensor::from_vector(std::vector<float>(losses.begin(), losses.end()), {cfg.steps}));
       ctx.narrator.say("--dump: wrote " + dir + " (full tensors, gathered from the shards).");
     }
     dump_full_params(tp, ctx.ops, model.params(), dir, "final", false);

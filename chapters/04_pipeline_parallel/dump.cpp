@@ -66,9 +66,9 @@ void StageDump::step0(const PipelineRunner& runner) {
   params("grads", true);
 }
 
-void StageDump::finish(const std::vector<float>& losses) {
+void StageDump::finish(const std::vector<double>& losses) {
   if (!enabled_) return;
-  out_.losses(std::vector<double>(losses.begin(), losses.end()));
+  out_.losses(losses);
   params("final", false);
   ctx_->narrator.say("--dump: wrote " + ctx_->options.dump + " (full tensors, sent to rank 0 by the stage holding each).");
 }

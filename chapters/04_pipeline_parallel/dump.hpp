@@ -22,7 +22,7 @@ class StageDump {
   /// After step 0: logits.npy (the last stage's, kept by @p runner) and grads/.
   void step0(const PipelineRunner& runner);
   /// After the last step: loss.npy and final/.
-  void finish(const std::vector<float>& losses);
+  void finish(const std::vector<double>& losses);
 
  private:
   void params(const std::string& sub, bool grads);

@@ -40,7 +40,7 @@ using SerialRun = nn::ReferenceRun;
 struct TrainRun {
   std::string name;                   ///< "1f1b", "gpipe (one batch)", ...: its key in Lab::runs and the summary
   Schedule schedule;                  ///< the schedule it ran
-  std::vector<float> losses;          ///< loss of each step
+  std::vector<double> losses;         ///< loss of each step
   StepRecord last;                    ///< the last step's passes, peak activations, time
   std::map<Route, OpCount> sent;    ///< what this rank sent, per route, over all steps
   std::map<std::string, Tensor> final;  ///< this rank's parameters after the last step

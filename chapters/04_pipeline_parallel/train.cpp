@@ -108,7 +108,7 @@ TrainRun& train(Context& ctx, Lab& lab, ScheduleKind kind, int m, int v, bool du
     runner.keep_logits(dump && k == 0);
     const nn::Batch batch = batch_of_step(lab.o, k);
     out.step_begin(k, batch);
-    run.losses.push_back(static_cast<float>(runner.step(update, split_batch(batch, m), &run.last)));
+    run.losses.push_back(runner.step(update, split_batch(batch, m), &run.last));
     if (k == 0) {
       ctx.check(compare_params(name + ": step-0 gradients == serial", stage.params(), ref.grads0, true, 1e-5));
       out.step0(runner);

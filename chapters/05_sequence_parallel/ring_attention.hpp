@@ -52,8 +52,9 @@ class RingAttention : public nn::Attention {
   const RingWork& work() const { return work_; }
   /// Forgets it.
   void reset_work() { work_ = {}; }
-  /// Payload bytes per layer this rank sends (isend) in the forward / the backward (see above).
+  /// Payload bytes per layer this rank sends (isend) in the forward (see above).
   static std::int64_t forward_bytes(const ModelConfig& cfg, int sp, std::int64_t b, std::int64_t T);
+  /// ... and in the backward.
   static std::int64_t backward_bytes(const ModelConfig& cfg, int sp, std::int64_t b, std::int64_t T);
   /// Pairs of (query segment, key segment) rank @p r computes per layer and pass, and the
   /// query x key entries they hold: what work() must count.

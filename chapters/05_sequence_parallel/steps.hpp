@@ -35,7 +35,7 @@ using SerialRun = nn::ReferenceRun;
 
 /// What one mode's training run produced on this rank.
 struct ModeRun {
-  std::vector<float> losses;  ///< loss of each step
+  std::vector<double> losses;  ///< loss of each step
   RingWork work;              ///< attention work of the last step (ring, zigzag)
 };
 

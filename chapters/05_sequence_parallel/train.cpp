@@ -99,11 +99,11 @@ ModeRun* train(Context& ctx, Lab& lab, SpMode mode, const std::string& idea) {
         dump_params(ctx, model, out, "grads", true);
       }
     };
-    run.losses.push_back(static_cast<float>(model.step(*update, batch, after_sync)));
+    run.losses.push_back(model.step(*update, batch, after_sync));
     run.work = model.ring_work();
   }
   if (dump) {
-    if (out.enabled()) out.losses(std::vector<double>(run.losses.begin(), run.losses.end()));
+    if (out.enabled()) out.losses(run.losses);
     dump_params(ctx, model, out, "final", false);
     ctx.narrator.say("--dump: wrote " + ctx.options.dump + " (full tensors, gathered on rank 0).");
   }

@@ -44,19 +44,40 @@ class EpMoeLayer : public nn::Block {
  public:
   /// What one pass keeps.
   struct Saved : nn::Acts {
-    Tensor x, logits, probs, y, dx, dlogits;  ///< as nn::MoeLayer's
-    nn::Routing routing;                      ///< this rank's tokens' routing
-    double aux_scale = 1.0;                   ///< Pass::aux_scale of the forward
-    bool padded = false;                      ///< exchanged in fixed-size buffers
-    Tensor tok, real, gate;                   ///< per send position: token, 1 real / 0 padding, gate (0 padding)
-    std::vector<std::int32_t> slot_of;        ///< per send position: the routing slot i*k + j (-1 padding)
-    std::vector<std::int64_t> send, recv;     ///< rows to / from each rank
-    std::vector<std::int64_t> recv_by_expert; ///< [ep][E/ep] rows received per source and local expert
-    Tensor perm, unperm;                      ///< received order <-> expert-major order
-    std::vector<std::int64_t> offsets;        ///< local expert e's rows [offsets[e], offsets[e+1])
-    Tensor xs, ys, xr, xe, ye, yr;            ///< rows: sent, back home, received, by expert, outputs
+    Tensor x;        ///< input [b, T, C] (a handle)
+    Tensor logits;   ///< router logits [N, E]
+    Tensor probs;    ///< router softmax [N, E]
+    Tensor y;        ///< output
+    Tensor dx;       ///< input gradient
+    Tensor dlogits;  ///< router logits gradient (kept for W)
+    nn::Routing routing;     ///< this rank's tokens' routing
+    double aux_scale = 1.0;  ///< Pass::aux_scale of the forward
+    bool padded = false;     ///< exchanged in fixed-size buffers
+    Tensor tok;   ///< per send row: its token (0 for padding)
+    Tensor real;  ///< per send row: 1, or 0 for padding
+    Tensor gate;  ///< per send row: its gate (0 for padding)
+    std::vector<std::int32_t> slot_of;         ///< per send row: the routing slot i*k + j (-1 padding)
+    std::vector<std::int64_t> send;            ///< rows to each rank
+    std::vector<std::int64_t> recv;            ///< rows from each rank
+    std::vector<std::int64_t> recv_by_expert;  ///< [ep][E/ep] rows received per source and local expert
+    Tensor perm;    ///< expert-major order: the received row of each
+    Tensor unperm;  ///< received order: the expert-major row of each
+    std::vector<std::int64_t> offsets;  ///< local expert e's rows [offsets[e], offsets[e+1])
+    Tensor xs;  ///< rows sent
+    Tensor ys;  ///< rows back home (the experts' outputs)
+    Tensor xr;  ///< rows received, by source
+    Tensor xe;  ///< rows received, by local expert
+    Tensor ye;  ///< the experts' outputs, by local expert
+    Tensor yr;  ///< ... by source, to send back
     std::vector<nn::SwiGluMlp::Saved> experts;  ///< each local expert's activations
-    Tensor dys, dgate_rows, dyr, dye, dxe, dxr, dxs, tmp;  ///< the backward's
+    Tensor dys;         ///< backward: gate x dy per sent row
+    Tensor dgate_rows;  ///< backward: d loss / d gate per sent row
+    Tensor dyr;         ///< backward: output gradients received, by source
+    Tensor dye;         ///< ... by local expert
+    Tensor dxe;         ///< backward: the experts' input gradients, by local expert
+    Tensor dxr;         ///< ... by source, to send back
+    Tensor dxs;         ///< ... back home
+    Tensor tmp;         ///< backward: dy per sent row (for the gate gradient)
   };
   /// Layer prefix @p prefix ("layers.l.moe") of @p cfg; @p params holds the router and this
   /// rank's experts (experts_of(rank)).

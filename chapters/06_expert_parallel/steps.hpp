@@ -40,14 +40,17 @@ struct SerialRun : nn::ReferenceRun {
 /// One layout's groups: ep, dp and data (ep x dp) from the process grid.
 struct Groups {
   std::unique_ptr<GridComms> comms;  ///< the grid's communicators
+  /// The ranks that split the experts.
   Communicator& ep() const { return comms->get("ep"); }
+  /// The ranks that hold the same experts (the expert-data-parallel group).
   Communicator& dp() const { return comms->get("dp"); }
+  /// Every rank that holds other sequences (ep x dp).
   Communicator& data() const { return comms->get("ep-dp"); }
 };
 
 /// What one expert-parallel training run produced on this rank.
 struct EpRun {
-  std::vector<float> losses;  ///< per step
+  std::vector<double> losses;  ///< per step
   EpStats stats;              ///< summed over the steps
 };
 

@@ -75,11 +75,11 @@ EpRun train(Context& ctx, Lab& lab, const ModelConfig& cfg, int ep, int dp, cons
       if (out.enabled()) out.tensor("logits", all.to(Device::host).view({cfg.batch, cfg.seq, cfg.vocab}));
       dump_params(g, ctx.ops, model.params(), cfg, out, "grads", true);
     };
-    run.losses.push_back(static_cast<float>(model.step(*update, batch, after_sync)));
+    run.losses.push_back(model.step(*update, batch, after_sync));
   }
   run.stats = model.stats();
   if (dump) {
-    if (out.enabled()) out.losses(std::vector<double>(run.losses.begin(), run.losses.end()));
+    if (out.enabled()) out.losses(run.losses);
     dump_params(g, ctx.ops, model.params(), cfg, out, "final", false);
     ctx.narrator.say("--dump: wrote " + ctx.options.dump + " (full tensors, gathered on rank 0).");
   }

@@ -109,14 +109,14 @@ void step3_dp_tp(Context& ctx, const Options& o) {
     ch03::dump_full_params(tp, ctx.ops, model.params(), dir, "params", false);
   }
 
-  std::vector<float> losses, ref_losses;
+  std::vector<double> losses, ref_losses;
   CommCounts tp_total, dp_total, world_total;
   ctx.world.reset_counts();
   double seconds = 0;
   for (int k = 0; k < cfg.steps; ++k) {
     const nn::Batch global = rows_of_step(cfg, k, cfg.batch, 0);
     serial.zero_grad();
-    ref_losses.push_back(static_cast<float>(serial.forward(global.inputs, global.targets)));
+    ref_losses.push_back(serial.forward(global.inputs, global.targets));
     serial.backward();
 
     tp.reset_counts();
@@ -211,7 +211,7 @@ void step3_dp_tp(Context& ctx, const Options& o) {
   if (dumping && d == 0) {
     ch03::dump_full_params(tp, ctx.ops, model.params(), dir, "final", false);
     if (!dir.empty()) {
-      npy::save(dir + "/loss.npy", Tensor::from_vector(losses, {cfg.steps}));
+      npy::save(dir + "/loss.npy", Tensor::from_vector(std::vector<float>(losses.begin(), losses.end()), {cfg.steps}));
       ctx.narrator.say("--dump: wrote " + dir + " (full tensors, gathered from the shards of the ranks with dp 0).");
     }
   }

@@ -143,6 +143,42 @@ TEST_F(EpModelTest, ExpertsWithoutTokensWork) {
   (void)got;
 }
 
+TEST_F(EpModelTest, ARankWhoseExpertsGetNoTokenWorks) {
+  // Top-1 over E = 2 x ranks experts; the router rows of the LAST rank's experts are zero and
+  // the others +-M e_0 (pairs), so every token's largest logit, M |x_0| >= 0, is a live expert:
+  // the last rank receives no row, in the forward or the backward, and still trains along.
+  const int n = world().size();
+  if (n == 1) GTEST_SKIP() << "one rank holds every expert";
+  ModelConfig cfg = small(n, 1, 0.0);
+  cfg.experts = 2 * n;
+  cfg.batch = 2 * n;
+  auto set_router = [&](nn::ParamRegistry& reg) {
+    for (int l = 0; l < cfg.layers; ++l) {
+      nn::Param& w = reg.get("layers." + std::to_string(l) + ".moe.router.weight");
+      std::vector<float> v(static_cast<std::size_t>(cfg.experts) * cfg.dim, 0.0f);
+      for (int e = 0; e < 2 * (n - 1); ++e) v[static_cast<std::size_t>(e) * cfg.dim] = (e % 2 ? -10.0f : 10.0f);
+      w.value.copy_from(ops().upload(Tensor::from_vector(v, w.value.shape())));
+    }
+  };
+  nn::Model serial(ops(), cfg);
+  set_router(serial.params());
+  nn::LocalUpdate su(ops(), serial.params(), nn::AdamWConfig::from(cfg));
+  std::unique_ptr<Communicator> ep = world().split(0, world().rank(), "ep"), dp = world().split(world().rank(), 0, "dp"),
+                                data = world().split(0, world().rank(), "data");
+  ch06::EpModel model(ops(), *ep, *dp, *data, cfg);
+  set_router(model.params());
+  auto update = model.make_update(nn::AdamWConfig::from(cfg));
+  for (int k = 0; k < cfg.steps; ++k) {
+    const double want = nn::train_step(serial, su, batch_of(cfg, k)), got = model.step(*update, batch_of(cfg, k));
+    EXPECT_LT(std::abs(got - want), 1e-5 * std::abs(want)) << "step " << k;
+  }
+  const std::int64_t received = model.stats().received_rows;
+  if (world().rank() == n - 1) EXPECT_EQ(received, 0) << "the last rank's experts must get no token";
+  if (world().rank() == 0) EXPECT_GT(received, 0);
+  for (const nn::Param& p : model.params().all())
+    EXPECT_LT(rel(p.value, serial.params().get(p.name).value), 1e-4) << p.name;
+}
+
 TEST_F(EpModelTest, BadLayoutsAreRefusedWithOneLine) {
   ModelConfig c = small(4, 2, 0.0);
   EXPECT_NE(ch06::check_layout(c, 3, 1, 3).find("--experts 8 cannot be split over --ep 3"), std::string::npos);
