@@ -101,6 +101,10 @@ void step4_cost_model(Context& ctx, const Options& o) {
                    "all-to-all S - chunk(r) (bytes of the chunks a rank never sends). Equal to the textbook value\n"
                    "when n divides count; otherwise they differ by less than one element per phase.");
   {  // The library's counters record the payload handed to the call (S), not what moved.
+    ctx.narrator.say("The library's own all_reduce, called once on the same S, is counted differently: a\n"
+                     "communicator records the payload handed to the call (S = " + std::to_string(o.count * 4) +
+                     " bytes), not what its algorithm moves; the closing table's\n'library all_reduce' row checks "
+                     "that convention (docs/reference.md, \"The summary\").");
     std::unique_ptr<Communicator> lib = ctx.world.split(0, r, "library");
     Tensor buf = ctx.ops.zeros({o.count});
     lib->all_reduce(buf);
@@ -114,6 +118,9 @@ void step4_cost_model(Context& ctx, const Options& o) {
             "library busbw", "hand/library"},
            {}};
   std::int64_t last = -1;
+  ctx.narrator.say("Timed at three sizes: --count/64, --count/8 and --count floats, each rounded down to a multiple of\n"
+                   "n (the library's all-gather, reduce-scatter and all-to-all need equal blocks); each time is the\n"
+                   "mean of --iters calls after one warm-up, the slowest rank's.");
   std::unique_ptr<Communicator> comm = ctx.world.split(0, r, "timing");
   for (std::int64_t div : {64, 8, 1}) {
     const std::int64_t count = o.count / div / n * n;
