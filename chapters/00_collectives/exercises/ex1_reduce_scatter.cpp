@@ -3,9 +3,11 @@
 // Fill in the lines marked EXERCISE, then build and run:
 //   cmake --build build/cpu --target ch00_ex1_reduce_scatter
 //   mpirun -np 3 build/cpu/bin/ch00_ex1_reduce_scatter        (try -np 2, 4, 5 too)
-// It prints PASSED when, after n-1 steps, chunk r of rank r's buffer holds the sum over all
-// ranks of chunk r. The buffer has 10n+3 elements, so the chunks are not all the same length
-// (chunk_of in ring.hpp). The solution is ring_reduce_scatter_step in ../ring.cpp.
+//   ... --hint 1 (the idea and the API), then --hint 2 (the rule)
+// Goal: after n-1 steps, chunk r of rank r's buffer holds the sum over all ranks of chunk r.
+// Invariant: at every step each rank sends one chunk and receives one, and each chunk visits
+// every rank exactly once. The buffer has 10n+3 elements, so the chunks are not all the same
+// length (chunk_of). The chapter's own version is in ../ring.cpp: read it after you are done.
 #include "chapters/00_collectives/exercises/check.hpp"
 #include "chapters/00_collectives/ring.hpp"
 

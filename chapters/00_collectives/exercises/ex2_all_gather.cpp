@@ -3,9 +3,11 @@
 // Fill in the lines marked EXERCISE, then build and run:
 //   cmake --build build/cpu --target ch00_ex2_all_gather
 //   mpirun -np 3 build/cpu/bin/ch00_ex2_all_gather            (try -np 2, 4, 5 too)
-// On entry rank r holds only chunk r; it prints PASSED when after n-1 steps every rank holds
-// every chunk. No scratch buffer is needed: a received chunk lands straight in its place.
-// The solution is ring_all_gather_step in ../ring.cpp.
+//   ... --hint 1 (the idea and the API), then --hint 2 (the rule)
+// Goal: on entry rank r holds only chunk r; after n-1 steps every rank holds every chunk.
+// Invariant: at every step each rank sends one chunk and receives one it does not have yet. No
+// scratch buffer is needed: a received chunk lands straight in its place. The chapter's own
+// version is in ../ring.cpp: read it after you are done.
 #include "chapters/00_collectives/exercises/check.hpp"
 #include "chapters/00_collectives/ring.hpp"
 
