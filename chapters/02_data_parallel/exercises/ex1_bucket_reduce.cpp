@@ -7,8 +7,9 @@
 // last, and after each unit your function is called. Post a bucket's all-reduce exactly when
 // the bucket is complete (not earlier: its gradients would still change; not later: the
 // communication would not overlap the rest of the backward). It prints PASSED when every bucket
-// was posted at the right moment and the gradients are the sums over ranks.
-// The solution is post_ready_bucket in ../ddp.cpp.
+// was posted at the right moment and the gradients are the sums over ranks; else what is wrong.
+// --hint 1 gives the idea and the API, --hint 2 the rule. The chapter's own version is in
+// ../ddp.cpp: read it after you are done.
 #include "chapters/02_data_parallel/exercises/check.hpp"
 
 using namespace fivefold;
