@@ -6,9 +6,8 @@
 #include <cmath>
 #include <string>
 
-#include "backends/backend.hpp"
-#include "backends/runtime.hpp"
 #include "chapters/03_tensor_parallel/tp_gather.hpp"
+#include "chapters/exercise.hpp"
 #include "nn/layers.hpp"
 #include "common/rng.hpp"
 #include "common/summary.hpp"
@@ -28,13 +27,34 @@ std::string mismatch(const char* what, const Tensor& ours, const Tensor& ref, do
                                         " (tolerance " + std::to_string(tol) + ")";
 }
 
+const char* const kHintRow1 =
+    "the idea and the API\n"
+    "  Rank r multiplies only its in/tp inputs by its in/tp columns of W: x_r W_r^T is a PARTIAL sum\n"
+    "  of the full y. Which collective turns partial sums into the whole on every rank? In the\n"
+    "  backward, look at what dx_r and dW_r depend on: does either need another rank's data?\n"
+    "  API: nn::linear_forward / linear_backward_input / linear_backward_weight (nn/layers.hpp),\n"
+    "  Communicator::all_reduce (backends/communicator.hpp).";
+const char* const kHintRow2 =
+    "the rule\n"
+    "  forward: y = x_r W_r^T, then all_reduce(y). backward: dx_r = dy W_r and dW_r = dy^T x_r,\n"
+    "  no communication (dy is already whole on every rank).";
+const char* const kHintVocab1 =
+    "the idea and the API\n"
+    "  log sum_v exp(l_v) over ALL V columns can be assembled from per-rank pieces if every rank\n"
+    "  first agrees on one stabiliser (a maximum) and then on one sum of exponentials; the target\n"
+    "  logit lives on exactly one rank. The gradient then needs no more communication.\n"
+    "  API: Communicator::all_reduce(buf, ReduceOp::max | ReduceOp::sum) (backends/communicator.hpp);\n"
+    "  host loops over Tensor::to_vector() and Tensor::from_vector (common/tensor.hpp).";
+const char* const kHintVocab2 =
+    "the rule\n"
+    "  per row: M = max over ranks of the local row max; S = sum over ranks of sum_local exp(l - M);\n"
+    "  z = sum over ranks of (l_target if owned else 0); loss = M + log S - z.\n"
+    "  d l_v = (exp(l_v - M) / S - [v == target]) / N.";
+
 }  // namespace
 
 int check_row_parallel(int argc, char** argv, RowForwardFn fwd, RowBackwardFn bwd) {
-  return run_mpi_main(argc, argv, [fwd, bwd](int, char**) {
-    Backend b = make_backend("cpu");
-    Communicator& tp = *b.world;
-    Ops& ops = *b.ops;
+  return run_exercise(argc, argv, kHintRow1, kHintRow2, [fwd, bwd](Communicator& tp, Ops& ops) {
     const int n = tp.size(), r = tp.rank();
     const std::int64_t N = 6, in = 10 * n, out = 7;
     const Tensor x = randn("x", {N, in}, 1.0f), w = randn("w", {out, in}, 0.5f), dy = randn("dy", {N, out}, 1.0f);
@@ -54,19 +74,14 @@ int check_row_parallel(int argc, char** argv, RowForwardFn fwd, RowBackwardFn bw
     if (bad.empty()) bad = mismatch("backward dx_r", dx_r, block_of(dx_ref, Split::cols, r, n), 1e-5);
     if (bad.empty()) bad = mismatch("backward dW_r", dw_r, block_of(dw_ref, Split::cols, r, n), 1e-5);
     if (bad.empty() && (f.calls != 1 || bw.calls != 0))
-      bad = "expected exactly one all_reduce in the forward and none in the backward; counted " +
-            std::to_string(f.calls) + " and " + std::to_string(bw.calls);
-    return exercise_verdict(tp, "row-parallel linear", bad,
-                            "each rank's x_r W_r^T is a partial sum over its in/tp inputs: which operator sums them? "
-                            "And which of dx_r, dW_r needs anything but this rank's own pieces? (README, 'The idea')");
+      bad = "the values are right, but the forward made " + std::to_string(f.calls) + " all_reduce call(s) and the "
+            "backward " + std::to_string(bw.calls) + "; the layer needs 1 and 0";
+    return verdict(tp, "row-parallel linear", bad.empty() ? bad : "rank " + std::to_string(r) + ": " + bad);
   });
 }
 
 int check_vocab_loss(int argc, char** argv, VocabLossFn fn) {
-  return run_mpi_main(argc, argv, [fn](int, char**) {
-    Backend b = make_backend("cpu");
-    Communicator& tp = *b.world;
-    Ops& ops = *b.ops;
+  return run_exercise(argc, argv, kHintVocab1, kHintVocab2, [fn](Communicator& tp, Ops& ops) {
     const int n = tp.size(), r = tp.rank();
     const std::int64_t N = 12, V = 5 * n, vl = V / n;
     Tensor logits = randn("logits", {N, V}, 4.0f);  // peaked rows: the rescaling matters
@@ -89,12 +104,9 @@ int check_vocab_loss(int argc, char** argv, VocabLossFn fn) {
     if (bad.empty()) bad = mismatch("dlogits_r", dl_r, block_of(dl_ref, Split::cols, r, n), 1e-5);
     const OpCount c = tp.counts().count("all_reduce") ? tp.counts().at("all_reduce") : OpCount{};
     if (bad.empty() && c.calls != 3)
-      bad = "expected 3 all_reduce calls of N floats (max, sum of exponentials, target logit), counted " +
-            std::to_string(c.calls);
-    return exercise_verdict(
-        tp, "vocab-parallel cross-entropy", bad,
-        "loss = log sum_v exp(l_v) - l_target over ALL V columns: combine the ranks' row maxima (max), "
-        "their sums of exp(l - M) (sum) and the target logit (sum, owner only). (README, step 5)");
+      bad = "the values are right, but " + std::to_string(c.calls) + " all_reduce call(s) were made; the formula "
+            "needs 3 of N floats each";
+    return verdict(tp, "vocab-parallel cross-entropy", bad.empty() ? bad : "rank " + std::to_string(r) + ": " + bad);
   });
 }
 

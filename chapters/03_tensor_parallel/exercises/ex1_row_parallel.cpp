@@ -5,8 +5,9 @@
 //   mpirun -np 2 build/cpu/bin/ch03_ex1_row_parallel        (try -np 1, 3, 4 too)
 // y = x W^T with W [out, in] split by INPUT columns: rank r holds W_r [out, in/tp] and the
 // matching slice x_r [N, in/tp] of the input. It prints PASSED when y, dx_r and dW_r equal the
-// serial ones and the collectives are the right ones. The solution is RowParallelLinear in
-// ../tp_linear.cpp.
+// serial ones and the collectives are the right ones, else what differs. --hint 1 gives the
+// idea and the API, --hint 2 the rule; the chapter's own layer (RowParallelLinear in
+// ../tp_linear.cpp) is the answer: read it after you are done.
 #include "chapters/03_tensor_parallel/exercises/check.hpp"
 #include "chapters/03_tensor_parallel/tp_linear.hpp"
 #include "nn/layers.hpp"

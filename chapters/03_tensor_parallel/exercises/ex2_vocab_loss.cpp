@@ -7,9 +7,9 @@
 // ever gathering the N x V logits, compute the mean over rows of
 //   loss_i = log sum_v exp(l_iv) - l_i,target
 // and this rank's gradient columns d loss / d l_iv = (softmax_iv - [v == target_i]) / N.
-// It prints PASSED when both equal the serial cross-entropy (with exactly three all-reduces).
-// A solution is in solution.cpp; the library's version (VocabParallelLmHead::loss in
-// ../tp_vocab.cpp) computes the same from Ops calls.
+// It prints PASSED when both equal the serial cross-entropy (with three all-reduces of N floats),
+// else what differs. --hint 1 gives the idea and the API, --hint 2 the rule; solution.cpp and
+// the library's VocabParallelLmHead::loss (../tp_vocab.cpp) are answers: read them after.
 #include <cmath>
 
 #include "chapters/03_tensor_parallel/exercises/check.hpp"

@@ -63,8 +63,10 @@ double solution_vocab_loss(Communicator& tp, Ops& ops, const Tensor& logits_r, c
 
 int main(int argc, char** argv) {
   const std::string which = argc > 1 ? argv[1] : "";
-  if (which == "row_parallel") return ch03::check_row_parallel(argc, argv, solution_row_forward, solution_row_backward);
-  if (which == "vocab_loss") return ch03::check_vocab_loss(argc, argv, solution_vocab_loss);
+  argv[1 < argc ? 1 : 0] = argv[0];  // the checks read the arguments after the name
+  if (which == "row_parallel")
+    return ch03::check_row_parallel(argc - 1, argv + 1, solution_row_forward, solution_row_backward);
+  if (which == "vocab_loss") return ch03::check_vocab_loss(argc - 1, argv + 1, solution_vocab_loss);
   std::fprintf(stderr, "error: usage: ch03_ex_solution row_parallel|vocab_loss (got '%s')\n", which.c_str());
   return 2;
 }
