@@ -244,9 +244,12 @@ int run_body(int argc, char** argv, ChapterSpec& spec) {
   }
   const bool ok = all_ranks_true(*backend.world, merged.summary.all_passed() && summary.all_passed());
   if (rank == 0) {
+    // A step that only measures (no check, no count) says so rather than claim checks it did not run.
+    const bool none = merged.summary.checks.empty() && merged.summary.comm.empty();
     std::cout << "\n" << spec.program << ": "
-              << (ok ? "every check passed and every comm count matched its formula, on every rank"
-                     : "FAILED: a check or a comm count missed on some rank (see the tables above)")
+              << (!ok    ? "FAILED: a check or a comm count missed on some rank (see the tables above)"
+                  : none ? "no check or comm count in the steps that ran (they measure only)"
+                         : "every check passed and every comm count matched its formula, on every rank")
               << "\n" << std::flush;
   }
   return ok ? 0 : 1;

@@ -67,7 +67,8 @@ int main(int argc, char** argv) {
     const int dump_step = o.cfg.capacity_factor > 0 ? 3 : 2;
     FIVEFOLD_USAGE_CHECK(opts.dump.empty() || opts.step == 0 || opts.step == dump_step, "--dump ", opts.dump,
                          " is written by step ", dump_step, " (the ", dump_step == 3 ? "capacity" : "dropless",
-                         " training); run all steps or --step ", dump_step, " with --dump");
+                         " training; step 2 with --capacity-factor 0, step 3 with --capacity-factor > 0); run all "
+                         "steps or --step ", dump_step, " with --dump");
   };
   spec.config = [&] { return ch06::config_json(o); };
   spec.has_dump = true;

@@ -26,11 +26,10 @@ const char* const kHintDispatch2 =
 const char* const kHintCounts1 =
     "the idea and the API\n"
     "  Rank j needs to know, before the rows arrive, how many it will get from each rank for each of\n"
-    "  its experts. Each rank knows its own counts for every expert: send each rank the counts of\n"
-    "  that rank's experts. One collective with equal blocks does it.\n"
-    "  API: Communicator::all_to_all(in, out) (backends/communicator.hpp: block j of in goes to rank j,\n"
-    "  block i of out comes from rank i; int32 tensors may be moved); Ops::upload, Tensor::from_vector,\n"
-    "  Tensor::to(Device::host) and Tensor::at<std::int32_t> (common/tensor.hpp); ops.empty(shape, DType::i32).";
+    "  its experts. Each rank knows its own counts for every expert, and the experts of rank j are a\n"
+    "  contiguous block of them. Which collective delivers a different block to every rank?\n"
+    "  API: the collectives of backends/communicator.hpp (int32 tensors may be moved); a host vector\n"
+    "  to a device tensor and back: common/tensor.hpp and Ops (backends/ops.hpp).";
 const char* const kHintCounts2 =
     "the rule\n"
     "  in = per_expert as int32 [E] (block j = experts j*E/ep .. of rank j); all_to_all(in, out) with out\n"
@@ -129,9 +128,9 @@ int check_count_exchange(int argc, char** argv, CountExchangeFn fn) {
       std::int64_t calls = 0;
       for (const auto& [op, c] : counted) calls += c.calls;
       if (it == counted.end() || it->second.calls != 1 || calls != 1 || it->second.payload_bytes != 4 * E) {
-        s << "rank " << me << ": the exchange made " << calls << " call(s)";
-        for (const auto& [op, c] : counted) s << " " << op << " x" << c.calls << " (" << c.payload_bytes << " bytes)";
-        s << "; expected one all_to_all of E = " << E << " int32";
+        s << "rank " << me << ": the right counts, but the exchange made " << calls << " call(s):";
+        for (const auto& [op, c] : counted) s << " " << op << " x" << c.calls << " (" << c.payload_bytes << " bytes handed over)";
+        s << "; every rank received more than the counts of its own experts, or in more than one call";
         problem = s.str();
       }
     }

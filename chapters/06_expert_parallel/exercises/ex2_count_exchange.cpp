@@ -8,8 +8,9 @@
 // each of its own E/ep experts, how many rows arrive. per_expert[e] is how many rows THIS rank
 // has for expert e (all E experts; experts e .. e + E/ep - 1 live on rank e / (E/ep)).
 // Invariant: the result at index i * E/ep + e equals what rank i has for this rank's local expert
-// e; the exchange is a single collective call of E int32 per rank. The check compares with every
-// rank's counts and with the call's counters, naming the rank and expert that differ.
+// e; one collective call, in which each rank sends every rank only the counts of that rank's
+// experts (E int32 in all). The check compares with every rank's counts and with the call's
+// counters, naming the rank and expert that differ.
 #include <cstdint>
 #include <vector>
 
