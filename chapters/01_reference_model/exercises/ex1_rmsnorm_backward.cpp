@@ -6,7 +6,8 @@
 // It prints PASSED when dx matches central differences (in double) of sum(dy * rmsnorm(x)), dw
 // matches sum over rows of dy * xhat, and dx matches the backend's Ops::rmsnorm_backward.
 // Forward, per row: r = 1 / sqrt(mean_j x_j^2 + eps), xhat_j = x_j r, y_j = xhat_j w_j.
-// The solution is rmsnorm_backward_by_hand in ../rmsnorm_by_hand.cpp (derivation at its top).
+// --hint 1 gives the idea, --hint 2 the rule. The chapter's own version and its derivation are in
+// ../rmsnorm_by_hand.cpp: read it after you are done.
 #include "chapters/01_reference_model/exercises/check.hpp"
 
 using namespace fivefold;

@@ -7,7 +7,8 @@
 // to 1e-5) as a full forward of the whole sequence for every new token, for a dense GQA model
 // and a MoE model. Generation calls this once per layer and step: first with the T tokens of
 // the prompt at start 0 (the prefill), then with one token (T = 1) at start = its position.
-// The solution is cache_attend in ../generation.cpp.
+// --hint 1 gives the idea and the API, --hint 2 the rule. The chapter's own version is in
+// ../generation.cpp: read it after you are done.
 #include "chapters/01_reference_model/exercises/check.hpp"
 #include "nn/attention.hpp"
 
