@@ -28,17 +28,56 @@ std::string show(const std::vector<int>& g) {
   return s + "]";
 }
 
-int verdict(const char* what, const std::string& problem, const char* hint) {
+const char* const kHintCoords1 =
+    "the idea and the API\n"
+    "  A rank is a number written in mixed radix: one digit per axis, each digit in base that axis's\n"
+    "  size, the leftmost axis of the order the lowest digit. How do you read the digits of a\n"
+    "  decimal number from the lowest one up? Do the same with a different base per digit.\n"
+    "  API: AxisArray, Axis (common/process_grid.hpp): c[static_cast<int>(a)] is the coordinate on a.";
+const char* const kHintCoords2 =
+    "the rule\n"
+    "  rest = rank; for each axis a in the order: c[a] = rest % sizes[a]; rest /= sizes[a].";
+const char* const kHintGroups1 =
+    "the idea and the API\n"
+    "  The S-group of a rank is every rank that agrees with it on the axes NOT in S. Enumerate the\n"
+    "  coordinates of the axes in S (the leftmost of the order counting fastest), keep the others\n"
+    "  fixed at the rank's own, and turn each coordinate vector back into a rank.\n"
+    "  API: ProcessGrid::coords, ::size, ::order (common/process_grid.hpp), AxisSet::contains;\n"
+    "  rank_at(c, grid) (check.hpp) turns coordinates into a rank.";
+const char* const kHintGroups2 =
+    "the rule\n"
+    "  c = grid.coords(rank); for i = 0 .. size(S)-1: write i in mixed radix over the axes of S in\n"
+    "  the grid's order (leftmost fastest) into c; push rank_at(c, grid). The list is then increasing.";
+
+int verdict(const char* what, const std::string& problem) {
   std::printf("exercise %s: %s\n", what, problem.empty() ? "PASSED" : "FAILED");
-  if (!problem.empty()) std::printf("  %s\n  hint: %s\n", problem.c_str(), hint);
+  if (!problem.empty())
+    std::printf("  %s\n  hint: run again with --hint 1 (the idea and the API), then --hint 2 (the rule)\n",
+                problem.c_str());
   return problem.empty() ? 0 : 1;
+}
+
+/// True when @p argv asks for a hint (printed; @p status is then the exit status), false otherwise.
+bool hint_asked(int argc, char** argv, const char* h1, const char* h2, int& status) {
+  if (argc < 2) return false;
+  const std::string a = argv[1], n = argc > 2 ? argv[2] : "";
+  if (a != "--hint" || (n != "1" && n != "2") || argc > 3) {
+    std::fprintf(stderr, "error: run with no argument for the check, or --hint 1 / --hint 2 (got '%s')\n", a.c_str());
+    status = 2;
+    return true;
+  }
+  std::printf("hint %s: %s\n", n.c_str(), n == "1" ? h1 : h2);
+  status = 0;
+  return true;
 }
 
 }  // namespace
 
 int rank_at(const AxisArray& c, const ProcessGrid& grid) { return grid.rank_of(c); }
 
-int check_coords(CoordsFn fn) {
+int check_coords(int argc, char** argv, CoordsFn fn) {
+  int status = 0;
+  if (hint_asked(argc, argv, kHintCoords1, kHintCoords2, status)) return status;
   for (const AxisArray& sizes : kLayouts) {
     int world = 1;
     for (int s : sizes) world *= s;
@@ -48,15 +87,16 @@ int check_coords(CoordsFn fn) {
         const AxisArray got = fn(r, sizes, grid.order()), want = grid.coords(r);
         if (got != want)
           return verdict("coordinates", grid.describe() + ": rank " + std::to_string(r) + " -> " + show(got) +
-                                            ", expected " + show(want),
-                         "take the lowest digit first: the leftmost axis of the order has stride 1");
+                                            ", expected " + show(want));
       }
     }
   }
-  return verdict("coordinates", "", "");
+  return verdict("coordinates", "");
 }
 
-int check_group(GroupFn fn) {
+int check_group(int argc, char** argv, GroupFn fn) {
+  int status = 0;
+  if (hint_asked(argc, argv, kHintGroups1, kHintGroups2, status)) return status;
   for (const AxisArray& sizes : kLayouts) {
     int world = 1;
     for (int s : sizes) world *= s;
@@ -67,12 +107,11 @@ int check_group(GroupFn fn) {
           const std::vector<int> got = fn(r, s, grid), want = grid.group_of(r, s);
           if (got != want)
             return verdict("groups", grid.describe() + ": the " + s.name() + " group of rank " + std::to_string(r) +
-                                         " is " + show(got) + ", expected " + show(want),
-                           "keep the coordinates on the axes NOT in S; count through the axes of S leftmost-fastest");
+                                         " is " + show(got) + ", expected " + show(want));
         }
     }
   }
-  return verdict("groups", "", "");
+  return verdict("groups", "");
 }
 
 }  // namespace fivefold::ch07

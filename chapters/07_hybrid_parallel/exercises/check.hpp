@@ -19,9 +19,10 @@ using CoordsFn = std::function<AxisArray(int rank, const AxisArray& sizes, const
 using GroupFn = std::function<std::vector<int>(int rank, const AxisSet& s, const ProcessGrid& grid)>;
 
 /// Checks @p fn on every rank of many layouts; prints the verdict; returns the exit status.
-int check_coords(CoordsFn fn);
-/// Checks @p fn on every rank and every set of axes of many layouts; prints the verdict.
-int check_group(GroupFn fn);
+/// `--hint 1|2` in @p argv prints that hint instead.
+int check_coords(int argc, char** argv, CoordsFn fn);
+/// Checks @p fn on every rank and every set of axes of many layouts; prints the verdict (or a hint).
+int check_group(int argc, char** argv, GroupFn fn);
 
 /// The rank at coordinates @p c (given to exercise 2: the inverse of exercise 1).
 int rank_at(const AxisArray& c, const ProcessGrid& grid);

@@ -67,8 +67,8 @@ int check_dp_tp_split(int argc, char** argv, SplitDpTpFn fn) {
                   std::to_string(c.max_rel_err) + ")";
     }
     return exercise_verdict(world, "dp_tp_split", problem,
-                            "rank r sits at t = r % tp, d = r / tp. The TP group shares d (color d) and is ordered by "
-                            "t (key t); the DP group shares t, the shard (color t), ordered by d (README, step 3)");
+                            "which coordinate do the members of a TP group share, and which tells them apart? The same "
+                            "for a DP group. Communicator::split(color, key): equal color, one group; key orders it");
   });
 }
 

@@ -25,4 +25,4 @@ std::vector<int> group_by_hand(int rank, const AxisSet& s, const ProcessGrid& gr
   return members;
 }
 
-int main() { return ch07::check_group(group_by_hand); }
+int main(int argc, char** argv) { return ch07::check_group(argc, argv, group_by_hand); }

@@ -14,9 +14,9 @@ using namespace fivefold;
 ch07::DpTpComms split_by_hand(Communicator& world, int tp) {
   const int r = world.rank();
   ch07::DpTpComms c;
-  // EXERCISE: the TP group of r: color = its dp coordinate, key = its tp coordinate.
+  // EXERCISE: the TP group of r (replace color and key).
   c.tp = world.split(/*color=*/0, /*key=*/r, "tp");
-  // EXERCISE: the DP group of r: color = its tp coordinate (the shard it holds), key = its dp coordinate.
+  // EXERCISE: the DP group of r (replace color and key).
   c.dp = world.split(/*color=*/0, /*key=*/r, "dp");
   (void)tp;
   return c;

@@ -38,7 +38,7 @@ std::vector<int> group_by_hand(int rank, const AxisSet& s, const ProcessGrid& gr
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc == 2 && std::strcmp(argv[1], "coords") == 0) return ch07::check_coords(coords_by_hand);
-  if (argc == 2 && std::strcmp(argv[1], "groups") == 0) return ch07::check_group(group_by_hand);
+  if (argc >= 2 && std::strcmp(argv[1], "coords") == 0) return ch07::check_coords(argc - 1, argv + 1, coords_by_hand);
+  if (argc >= 2 && std::strcmp(argv[1], "groups") == 0) return ch07::check_group(argc - 1, argv + 1, group_by_hand);
   return 2;
 }
