@@ -43,7 +43,8 @@ void narrated_small(Context& ctx) {
                    " chunks ('|'); rank r holds " + (n <= 7 ? "10^r, so the digits of a sum name its ranks:" : "1:"));
   ctx.say_ranks(show_chunks(buf, n));
   const int right = ring_index(r + 1, n), left = ring_index(r - 1, n);
-  ctx.narrator.say("Phase 1, reduce-scatter: step s, rank r sends chunk r-s-1 right and adds chunk r-s-2 from the left.");
+  ctx.narrator.say("Phase 1, reduce-scatter: at each step every rank sends one chunk right and adds the chunk from the\n"
+                   "left into its own copy (which chunk at step s: exercise 1).");
   for (int s = 0; s < n - 1; ++s) {
     ring_reduce_scatter_step(ctx.world, ctx.ops, buf, s, scratch);
     ctx.narrator.say(" step " + std::to_string(s) + ":");
@@ -52,7 +53,8 @@ void narrated_small(Context& ctx) {
                   std::to_string(left) + " -> " + show_chunks(buf, n));
   }
   ctx.narrator.say("Now rank r owns the complete sum of chunk r.\n"
-                   "Phase 2, all-gather: step s, rank r sends chunk r-s right and stores chunk r-s-1 from the left.");
+                   "Phase 2, all-gather: at each step every rank forwards a chunk right and stores the chunk from the\n"
+                   "left in its place (which chunk at step s: exercise 2).");
   for (int s = 0; s < n - 1; ++s) {
     ring_all_gather_step(ctx.world, buf, s);
     ctx.narrator.say(" step " + std::to_string(s) + ":");

@@ -34,11 +34,14 @@ int main(int argc, char** argv) {
        [&](Context& c) { ch07::step3_dp_tp(c, o); }},
   };
   spec.has_dump = true;
+  int step_asked = 0;  // steps 1 and 2 are arithmetic on paper: they allocate no model
   spec.memory = [&](int) {  // the serial reference and the parallel model side by side, at most
+    if (step_asked == 1 || step_asked == 2) return MemoryNeed{0, ""};
     return MemoryNeed{2 * ch01::training_bytes(o.model), "--batch, --seq, --dim, --ffn, --vocab or --layers"};
   };
   spec.add_options = [&](CLI::App& app) { ch07::add_options(app, o); };
   spec.validate = [&](const CommonOptions& common, int world_size) {
+    step_asked = common.step;
     o.model.validate();
     ch07::make_grid(o, ch07::grid_world(o, world_size));  // throws UsageError for a bad layout
     FIVEFOLD_USAGE_CHECK(common.dump.empty() || common.step == 0 || common.step == 3, "--dump is written by step 3 "

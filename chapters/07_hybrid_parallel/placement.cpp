@@ -35,8 +35,8 @@ std::vector<AxisTraffic> traffic_per_step(const ProcessGrid& g, const ModelConfi
   // Ring attention: a rank's K and V blocks visit the sp-1 other ranks; backward sends K, V and
   // the accumulating dK, dV around again (twice the forward bytes).
   rows.push_back({Axis::sp, AxisSet{Axis::sp}, Pattern::ring, "ring attention: K,V blocks (fwd), K,V,dK,dV (bwd)",
-                  "3 L_s * (sp-1) * 2 n_tok*(Hkv*hd/tp)*4",
-                  3 * L_s * (sp - 1) * 2 * n_tok * (m.kv_heads * hd / tp) * 4});
+                  "L_s * (6 sp-4) n_tok*(Hkv*hd/tp)*4",
+                  L_s * (sp > 1 ? 6 * sp - 4 : 0) * n_tok * (m.kv_heads * hd / tp) * 4});
   rows.push_back({Axis::ep, AxisSet{Axis::ep}, Pattern::all_to_all,
                   m.experts > 0 ? "dispatch+combine all-to-all, fwd+bwd, k*[n_tok, C]"
                                 : "nothing: dense model (pass --experts E)",

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
-// The exercise checks: world size n, a buffer of 10n+3 elements (chunks of uneven length),
+// The exercise checks: world size n, a buffer of 10n+1 elements (never a multiple of n > 1, so
+// the chunks are uneven at every world size),
 // integer-valued floats so every sum is exact whatever the order. Rank 0 prints the verdict.
 #include "chapters/00_collectives/exercises/check.hpp"
 
@@ -52,7 +53,7 @@ const char* const kHintAg2 =
 int check_reduce_scatter(int argc, char** argv, ReduceScatterFn fn) {
   return run_exercise(argc, argv, kHintRs1, kHintRs2, [fn](Communicator& world, Ops& ops) {
     const int n = world.size(), r = world.rank();
-    const std::int64_t count = 10 * n + 3;
+    const std::int64_t count = 10 * n + 1;
     std::vector<float> x(count);
     for (std::int64_t i = 0; i < count; ++i) x[i] = value(r, i);
     Tensor buf = ops.upload(Tensor::from_vector(x, {count}));
@@ -72,7 +73,7 @@ int check_reduce_scatter(int argc, char** argv, ReduceScatterFn fn) {
 int check_all_gather(int argc, char** argv, AllGatherFn fn) {
   return run_exercise(argc, argv, kHintAg1, kHintAg2, [fn](Communicator& world, Ops& ops) {
     const int n = world.size(), r = world.rank();
-    const std::int64_t count = 10 * n + 3;
+    const std::int64_t count = 10 * n + 1;
     std::vector<float> want(count), x(count, -1.0f);  // -1 marks "not received yet"
     for (std::int64_t i = 0; i < count; ++i) want[i] = value(0, i);
     const Chunk mine = chunk_of(count, n, r);

@@ -6,7 +6,7 @@
 //   ... --hint 1 (the idea and the API), then --hint 2 (the rule)
 // Goal: after n-1 steps, chunk r of rank r's buffer holds the sum over all ranks of chunk r.
 // Invariant: at every step each rank sends one chunk and receives one, and each chunk visits
-// every rank exactly once. The buffer has 10n+3 elements, so the chunks are not all the same
+// every rank exactly once. The buffer has 10n+1 elements, so the chunks are not all the same
 // length (chunk_of). The chapter's own version is in ../ring.cpp: read it after you are done.
 #include "chapters/00_collectives/exercises/check.hpp"
 #include "chapters/00_collectives/ring.hpp"

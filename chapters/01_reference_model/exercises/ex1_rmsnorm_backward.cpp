@@ -20,12 +20,11 @@ void exercise_rmsnorm_backward(const std::vector<float>& x, const std::vector<fl
   for (std::int64_t i = 0; i < n; ++i) {
     const float r = rstd[i];
     double dot = 0.0;
-    // EXERCISE: dot = sum_j (dy w)_j xhat_j for this row (xhat = x * r): how much of dy*w points along xhat.
+    // EXERCISE: a sum over the row j = 0..c-1 that the projection below needs (see --hint 1).
     const float mean = static_cast<float>(dot / static_cast<double>(c));
     for (std::int64_t j = 0; j < c; ++j) {
       [[maybe_unused]] const float xhat = x[i * c + j] * r;
-      // EXERCISE: this treats r as a constant; r depends on every x_k of the row. Subtract the
-      //           component along xhat: dx = r * (dy*w - xhat * mean).
+      // EXERCISE: this treats r as a constant, but r depends on every x_k of the row: correct it.
       dx[i * c + j] = r * dy[i * c + j] * w[j] + 0.0f * mean;
       // EXERCISE: the gain's gradient: dw[j] += dy * (what multiplies w[j] in y).
     }
