@@ -7,8 +7,8 @@
 #include <string>
 #include <vector>
 
-#include "backends/backend.hpp"
 #include "backends/runtime.hpp"
+#include "chapters/exercise.hpp"
 #include "chapters/03_tensor_parallel/tp_gather.hpp"
 #include "nn/model.hpp"
 
@@ -32,10 +32,17 @@ std::string members_problem(Ops& ops, Communicator& comm, int me, const std::vec
 }  // namespace
 
 int check_dp_tp_split(int argc, char** argv, SplitDpTpFn fn) {
-  return run_mpi_main(argc, argv, [fn](int, char**) {
-    Backend b = make_backend("cpu");
-    Communicator& world = *b.world;
-    Ops& ops = *b.ops;
+  static const char* const kHint1 =
+      "the idea and the API\n"
+      "  Write rank r as coordinates (t, d) on the dp x tp grid with tp fastest. The members of one TP\n"
+      "  group hold the same rows of the batch: which coordinate do they share, and which one tells\n"
+      "  them apart? The same question for a DP group (the ranks that hold the same shard).\n"
+      "  API: Communicator::split(color, key, name) (backends/communicator.hpp): equal color, one\n"
+      "  group; the key orders the ranks inside it.";
+  static const char* const kHint2 =
+      "the rule\n"
+      "  t = r % tp, d = r / tp; TP group: split(color d, key t, \"tp\"); DP group: split(color t, key d, \"dp\").";
+  return run_exercise(argc, argv, kHint1, kHint2, [fn](Communicator& world, Ops& ops) {
     const int n = world.size(), me = world.rank();
     const int tp = n % 2 == 0 ? 2 : 1, dp = n / tp, t = me % tp, d = me / tp;
     DpTpComms comms = fn(world, tp);
@@ -66,9 +73,7 @@ int check_dp_tp_split(int argc, char** argv, SplitDpTpFn fn) {
         problem = "DP x TP gradients on your communicators differ from serial (relative error " +
                   std::to_string(c.max_rel_err) + ")";
     }
-    return exercise_verdict(world, "dp_tp_split", problem,
-                            "which coordinate do the members of a TP group share, and which tells them apart? The same "
-                            "for a DP group. Communicator::split(color, key): equal color, one group; key orders it");
+    return verdict(world, "dp_tp_split", problem.empty() ? problem : "rank " + std::to_string(me) + ": " + problem);
   });
 }
 
