@@ -25,6 +25,17 @@ void put_cols(Tensor& dst, const Tensor& src, std::int64_t off) {
 /// The requests of one hop, waited for together.
 struct Hop {
   std::vector<std::unique_ptr<Request>> reqs;
+  /// Posts the hop of a pair (a, b): sends them to @p next, receives the pair of @p prev into
+  /// fresh @p na, @p nb (tags @p ta, @p tb).
+  void post(Communicator& sp, Ops& ops, const Tensor& a, const Tensor& b, Tensor& na, Tensor& nb, int next, int prev,
+            int ta, int tb) {
+    na = ops.empty(a.shape());
+    nb = ops.empty(b.shape());
+    reqs.push_back(sp.isend(a, next, ta));
+    reqs.push_back(sp.isend(b, next, tb));
+    reqs.push_back(sp.irecv(na, prev, ta));
+    reqs.push_back(sp.irecv(nb, prev, tb));
+  }
   void wait() {
     for (auto& r : reqs) r->wait();
     reqs.clear();
@@ -100,12 +111,7 @@ void RingAttention::attend(nn::Attention::Saved& base) {
     Tensor nk, nv;
     if (i + 1 < n) {  // TUTORIAL: post the next hop before computing this block: the transfer hides behind it
       TraceSpan span("ring: post k/v hop", "comm");
-      nk = ops_->empty(k.shape());
-      nv = ops_->empty(v.shape());
-      hop.reqs.push_back(sp_->isend(k, next, kTagK));
-      hop.reqs.push_back(sp_->isend(v, next, kTagV));
-      hop.reqs.push_back(sp_->irecv(nk, prev, kTagK));
-      hop.reqs.push_back(sp_->irecv(nv, prev, kTagV));
+      hop.post(*sp_, *ops_, k, v, nk, nv, next, prev, kTagK, kTagV);
     }
     {
       TraceSpan span("ring: attend block", "compute");
@@ -166,14 +172,7 @@ void RingAttention::attend_backward(nn::Attention::Saved& base) {
     const int src = (r - i + n) % n;
     Hop kv, grads;
     Tensor nk, nv, ndk, ndv;
-    if (i + 1 < n) {  // the next block's k/v travel while this one is computed
-      nk = ops_->empty(k.shape());
-      nv = ops_->empty(v.shape());
-      kv.reqs.push_back(sp_->isend(k, next, kTagK));
-      kv.reqs.push_back(sp_->isend(v, next, kTagV));
-      kv.reqs.push_back(sp_->irecv(nk, prev, kTagK));
-      kv.reqs.push_back(sp_->irecv(nv, prev, kTagV));
-    }
+    if (i + 1 < n) kv.post(*sp_, *ops_, k, v, nk, nv, next, prev, kTagK, kTagV);  // travels while this block computes
     {
       TraceSpan span("ring: attend block backward", "compute");
       const double t0 = now_seconds();
@@ -196,14 +195,8 @@ void RingAttention::attend_backward(nn::Attention::Saved& base) {
       ops_->synchronize();
       work_.seconds += now_seconds() - t0;
     }
-    if (n > 1) {  // TUTORIAL: dK/dV ride on to the next rank; after the last hop they are home
-      ndk = ops_->empty(dk.shape());
-      ndv = ops_->empty(dv.shape());
-      grads.reqs.push_back(sp_->isend(dk, next, kTagDk));
-      grads.reqs.push_back(sp_->isend(dv, next, kTagDv));
-      grads.reqs.push_back(sp_->irecv(ndk, prev, kTagDk));
-      grads.reqs.push_back(sp_->irecv(ndv, prev, kTagDv));
-    }
+    if (n > 1)  // TUTORIAL: dK/dV ride on to the next rank; after the last hop they are home
+      grads.post(*sp_, *ops_, dk, dv, ndk, ndv, next, prev, kTagDk, kTagDv);
     kv.wait();
     grads.wait();
     if (i + 1 < n) {
