@@ -29,13 +29,15 @@ void step5_ep_dp(Context& ctx, Lab& lab) {
                 std::to_string(experts_of(c.experts, ep, g.ep().rank()).first) + ".." +
                 std::to_string(experts_of(c.experts, ep, g.ep().rank()).first + c.experts / ep - 1));
   train(ctx, lab, c, ep, dp, "ep " + std::to_string(ep) + " x dp " + std::to_string(dp), false);
-  // The gradient sums: dp carries every local parameter, ep every dense one, once per step.
-  EpModel probe(ctx.ops, g.ep(), g.dp(), g.data(), c);
-  std::int64_t local = 0, dense = 0;
-  for (const nn::Param& p : probe.params().all()) {
-    local += p.grad.numel() * 4;
-    if (p.sum_axes & nn::kSumEp) dense += p.grad.numel() * 4;
+  // The gradient sums, from the model's parameter list: dp carries every parameter this rank
+  // holds (the dense ones and its E/ep experts), ep every dense one; once per step each.
+  std::int64_t dense = 0, experts = 0;
+  for (const nn::ParamSpec& p : nn::model_param_specs(c)) {
+    std::int64_t n = 4;
+    for (std::int64_t d : p.shape) n *= d;
+    (p.name.find(".moe.experts.") == std::string::npos ? dense : experts) += n;
   }
+  const std::int64_t local = dense + experts / ep;
   ctx.comm(Context::entry("dp:gradients", "all_reduce", g.dp().counts(), c.steps, c.steps * local));
   ctx.comm(Context::entry("ep:gradients", "all_reduce", g.ep().counts(), ep > 1 ? c.steps : 0, ep > 1 ? c.steps * dense : 0));
 }
