@@ -3,8 +3,9 @@
 // exercise 2 every one of the 31 sets of axes, compared with ProcessGrid.
 #include "chapters/07_hybrid_parallel/exercises/check.hpp"
 
-#include <cstdio>
 #include <string>
+
+#include "chapters/exercise.hpp"
 
 namespace fivefold::ch07 {
 
@@ -49,35 +50,17 @@ const char* const kHintGroups2 =
     "  c = grid.coords(rank); for i = 0 .. size(S)-1: write i in mixed radix over the axes of S in\n"
     "  the grid's order (leftmost fastest) into c; push rank_at(c, grid). The list is then increasing.";
 
-int verdict(const char* what, const std::string& problem) {
-  std::printf("exercise %s: %s\n", what, problem.empty() ? "PASSED" : "FAILED");
-  if (!problem.empty())
-    std::printf("  %s\n  hint: run again with --hint 1 (the idea and the API), then --hint 2 (the rule)\n",
-                problem.c_str());
-  return problem.empty() ? 0 : 1;
-}
-
-/// True when @p argv asks for a hint (printed; @p status is then the exit status), false otherwise.
-bool hint_asked(int argc, char** argv, const char* h1, const char* h2, int& status) {
-  if (argc < 2) return false;
-  const std::string a = argv[1], n = argc > 2 ? argv[2] : "";
-  if (a != "--hint" || (n != "1" && n != "2") || argc > 3) {
-    std::fprintf(stderr, "error: run with no argument for the check, or --hint 1 / --hint 2 (got '%s')\n", a.c_str());
-    status = 2;
-    return true;
-  }
-  std::printf("hint %s: %s\n", n.c_str(), n == "1" ? h1 : h2);
-  status = 0;
-  return true;
-}
-
 }  // namespace
 
 int rank_at(const AxisArray& c, const ProcessGrid& grid) { return grid.rank_of(c); }
 
 int check_coords(int argc, char** argv, CoordsFn fn) {
-  int status = 0;
-  if (hint_asked(argc, argv, kHintCoords1, kHintCoords2, status)) return status;
+  return run_exercise(argc, argv, kHintCoords1, kHintCoords2, [fn](Communicator& world, Ops&) {
+    return verdict(world, "coordinates", coords_problem(fn));
+  });
+}
+
+std::string coords_problem(const CoordsFn& fn) {
   for (const AxisArray& sizes : kLayouts) {
     int world = 1;
     for (int s : sizes) world *= s;
@@ -86,17 +69,20 @@ int check_coords(int argc, char** argv, CoordsFn fn) {
       for (int r = 0; r < world; ++r) {
         const AxisArray got = fn(r, sizes, grid.order()), want = grid.coords(r);
         if (got != want)
-          return verdict("coordinates", grid.describe() + ": rank " + std::to_string(r) + " -> " + show(got) +
-                                            ", expected " + show(want));
+          return grid.describe() + ": rank " + std::to_string(r) + " -> " + show(got) + ", expected " + show(want);
       }
     }
   }
-  return verdict("coordinates", "");
+  return "";
 }
 
 int check_group(int argc, char** argv, GroupFn fn) {
-  int status = 0;
-  if (hint_asked(argc, argv, kHintGroups1, kHintGroups2, status)) return status;
+  return run_exercise(argc, argv, kHintGroups1, kHintGroups2, [fn](Communicator& world, Ops&) {
+    return verdict(world, "groups", group_problem(fn));
+  });
+}
+
+std::string group_problem(const GroupFn& fn) {
   for (const AxisArray& sizes : kLayouts) {
     int world = 1;
     for (int s : sizes) world *= s;
@@ -106,12 +92,12 @@ int check_group(int argc, char** argv, GroupFn fn) {
         for (int r = 0; r < world; ++r) {
           const std::vector<int> got = fn(r, s, grid), want = grid.group_of(r, s);
           if (got != want)
-            return verdict("groups", grid.describe() + ": the " + s.name() + " group of rank " + std::to_string(r) +
-                                         " is " + show(got) + ", expected " + show(want));
+            return grid.describe() + ": the " + s.name() + " group of rank " + std::to_string(r) + " is " + show(got) +
+                   ", expected " + show(want);
         }
     }
   }
-  return verdict("groups", "");
+  return "";
 }
 
 }  // namespace fivefold::ch07

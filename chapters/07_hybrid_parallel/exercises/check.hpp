@@ -23,6 +23,10 @@ using GroupFn = std::function<std::vector<int>(int rank, const AxisSet& s, const
 int check_coords(int argc, char** argv, CoordsFn fn);
 /// Checks @p fn on every rank and every set of axes of many layouts; prints the verdict (or a hint).
 int check_group(int argc, char** argv, GroupFn fn);
+/// The first rank of the test layouts where @p fn's coordinates differ from ProcessGrid's ("" if none).
+std::string coords_problem(const CoordsFn& fn);
+/// The first rank and set of axes where @p fn's group differs from ProcessGrid's ("" if none).
+std::string group_problem(const GroupFn& fn);
 
 /// The rank at coordinates @p c (given to exercise 2: the inverse of exercise 1).
 int rank_at(const AxisArray& c, const ProcessGrid& grid);
