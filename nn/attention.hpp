@@ -92,6 +92,10 @@ class Attention : public Block {
   /// their k/v are written into @p cache and the queries attend over the whole cache. No
   /// backward. Gives the same y as forward() over the full sequence, row for row.
   const Tensor& forward_cached(const Tensor& a, std::int64_t start, KvCache& cache);
+  /// Query heads held here.
+  int heads() const { return heads_; }
+  /// Key/value heads held here.
+  int kv_heads() const { return kv_heads_; }
 
  protected:
   /// s.q, s.k, s.v of the tokens a [B, T, C] at positions pos [T], RoPE applied to q and k.

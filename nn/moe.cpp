@@ -3,6 +3,7 @@
 // device-side expert compute (gather, SwiGLU, weighted scatter-add).
 #include "nn/moe.hpp"
 
+#include <algorithm>
 #include <cmath>
 
 #include "common/check.hpp"
@@ -14,12 +15,10 @@ std::int64_t expert_capacity(double capacity_factor, int topk, std::int64_t seq_
   return static_cast<std::int64_t>(std::ceil(capacity_factor * topk * static_cast<double>(seq_len) / experts));
 }
 
-Routing route_tokens(const std::vector<float>& probs, std::int64_t seq_len, int experts, int topk,
-                     double capacity_factor, double aux_coef) {
+Routing pick_experts(const std::vector<float>& probs, int experts, int topk) {
   const std::int64_t E = experts, k = topk, N = static_cast<std::int64_t>(probs.size()) / E;
-  FIVEFOLD_CHECK(N * E == static_cast<std::int64_t>(probs.size()) && N % seq_len == 0 && k >= 1 && k <= E,
-                 "route_tokens: ", probs.size(), " probabilities are not N x ", E, " with N a multiple of ", seq_len,
-                 ", or top-k ", k, " is not in [1, ", E, "]");
+  FIVEFOLD_CHECK(N * E == static_cast<std::int64_t>(probs.size()) && k >= 1 && k <= E, "route_tokens: ", probs.size(),
+                 " probabilities are not N x ", E, ", or top-k ", k, " is not in [1, ", E, "]");
   Routing r;
   r.tokens = N;
   r.experts = experts;
@@ -27,10 +26,6 @@ Routing route_tokens(const std::vector<float>& probs, std::int64_t seq_len, int 
   r.probs = probs;
   r.choice.resize(N * k);
   r.gate.resize(N * k);
-  r.kept.assign(N * k, 0);
-  r.expert_tokens.assign(E, {});
-  r.expert_slots.assign(E, {});
-  r.aux_dprobs.assign(N * E, 0.0);
   for (std::int64_t i = 0; i < N; ++i) {  // top-k by probability, ties -> lower expert index
     const float* p = &probs[i * E];
     std::vector<bool> taken(E, false);
@@ -45,36 +40,94 @@ Routing route_tokens(const std::vector<float>& probs, std::int64_t seq_len, int 
     }
     for (std::int64_t j = 0; j < k; ++j) r.gate[i * k + j] = static_cast<float>(p[r.choice[i * k + j]] / sum);
   }
-  const std::int64_t cap = expert_capacity(capacity_factor, topk, seq_len, experts);
-  const std::int64_t nseq = N / seq_len;
-  for (std::int64_t s = 0; s < nseq; ++s) {
-    std::vector<std::int64_t> used(E, 0), chosen(E, 0);
-    std::vector<double> mean_p(E, 0.0);
-    for (std::int64_t i = s * seq_len; i < (s + 1) * seq_len; ++i) {  // increasing token position
-      for (std::int64_t j = 0; j < k; ++j) {
-        const std::int32_t e = r.choice[i * k + j];
-        ++chosen[e];
-        if (used[e] < cap) {  // TUTORIAL: first come, first served; over capacity contributes 0
-          ++used[e];
-          r.kept[i * k + j] = 1;
-          r.expert_tokens[e].push_back(static_cast<std::int32_t>(i));
-          r.expert_slots[e].push_back(static_cast<std::int32_t>(i * k + j));
-        } else {
-          ++r.dropped;
+  return r;
+}
+
+SegmentCounts segment_counts(const Routing& r, const std::vector<std::int64_t>& segments) {
+  const std::int64_t E = r.experts, k = r.topk, G = static_cast<std::int64_t>(segments.size());
+  std::int64_t Tl = 0;
+  for (std::int64_t g : segments) Tl += g;
+  FIVEFOLD_CHECK(Tl > 0 && r.tokens % Tl == 0, "segment_counts: ", r.tokens, " tokens are not whole sequences of ", Tl);
+  const std::int64_t b = r.tokens / Tl;
+  SegmentCounts out;
+  out.chosen.assign(b * G * E, 0);
+  out.prob_sum.assign(b * G * E, 0.0);
+  for (std::int64_t s = 0, i = 0; s < b; ++s)
+    for (std::int64_t g = 0; g < G; ++g)
+      for (std::int64_t t = 0; t < segments[g]; ++t, ++i) {
+        const std::int64_t at = (s * G + g) * E;
+        for (std::int64_t e = 0; e < E; ++e) out.prob_sum[at + e] += r.probs[i * E + e];
+        for (std::int64_t j = 0; j < k; ++j) ++out.chosen[at + r.choice[i * k + j]];
+      }
+  return out;
+}
+
+void apply_capacity(Routing& r, double capacity_factor, double aux_coef, const SequenceShare& share) {
+  const std::int64_t E = r.experts, k = r.topk, N = r.tokens, T = share.seq_len;
+  const std::int64_t G = static_cast<std::int64_t>(share.segments.size());
+  std::int64_t Tl = 0;
+  for (std::int64_t g : share.segments) Tl += g;
+  const std::int64_t nseq = N / Tl;
+  FIVEFOLD_CHECK(nseq * Tl == N && static_cast<std::int64_t>(share.before.size()) == nseq * G * E &&
+                     static_cast<std::int64_t>(share.chosen.size()) == nseq * E &&
+                     static_cast<std::int64_t>(share.prob_sum.size()) == nseq * E,
+                 "apply_capacity: a share of ", share.before.size(), " counts for ", nseq, " sequences of ", G,
+                 " segments and ", E, " experts");
+  r.kept.assign(N * k, 0);
+  r.expert_tokens.assign(E, {});
+  r.expert_slots.assign(E, {});
+  r.aux_dprobs.assign(N * E, 0.0);
+  r.aux_loss = 0.0;
+  r.dropped = 0;
+  const std::int64_t cap = expert_capacity(capacity_factor, r.topk, T, r.experts);
+  for (std::int64_t s = 0, i = 0; s < nseq; ++s) {
+    const std::int64_t* chosen = &share.chosen[s * E];  // the whole sequence's
+    std::vector<double> mean_p(E);
+    for (std::int64_t e = 0; e < E; ++e) mean_p[e] = share.prob_sum[s * E + e] / static_cast<double>(T);
+    const std::int64_t first = i;
+    for (std::int64_t g = 0; g < G; ++g) {
+      std::vector<std::int64_t> used(E);  // TUTORIAL: what the earlier positions of the sequence already took
+      for (std::int64_t e = 0; e < E; ++e) used[e] = std::min(share.before[(s * G + g) * E + e], cap);
+      for (std::int64_t t = 0; t < share.segments[g]; ++t, ++i) {  // increasing token position
+        for (std::int64_t j = 0; j < k; ++j) {
+          const std::int32_t e = r.choice[i * k + j];
+          if (used[e] < cap) {  // TUTORIAL: first come, first served; over capacity contributes 0
+            ++used[e];
+            r.kept[i * k + j] = 1;
+            r.expert_tokens[e].push_back(static_cast<std::int32_t>(i));
+            r.expert_slots[e].push_back(static_cast<std::int32_t>(i * k + j));
+          } else {
+            ++r.dropped;
+          }
         }
       }
-      for (std::int64_t e = 0; e < E; ++e) mean_p[e] += probs[i * E + e] / static_cast<double>(seq_len);
     }
     // Switch aux loss of this sequence: coef * E * sum_e f_e P_e; averaged over sequences.
     double aux = 0.0;
     for (std::int64_t e = 0; e < E; ++e) {
-      const double f = static_cast<double>(chosen[e]) / static_cast<double>(seq_len * k);
+      const double f = static_cast<double>(chosen[e]) / static_cast<double>(T * k);
       aux += f * mean_p[e];
-      for (std::int64_t i = s * seq_len; i < (s + 1) * seq_len; ++i)
-        r.aux_dprobs[i * E + e] = aux_coef * E * f / static_cast<double>(seq_len) / static_cast<double>(nseq);
+      for (std::int64_t t = first; t < first + Tl; ++t)
+        r.aux_dprobs[t * E + e] = aux_coef * E * f / static_cast<double>(T) / static_cast<double>(nseq);
     }
-    r.aux_loss += aux_coef * E * aux / static_cast<double>(nseq);
+    r.aux_loss += share.aux_share * aux_coef * E * aux / static_cast<double>(nseq);
   }
+}
+
+Routing route_tokens(const std::vector<float>& probs, std::int64_t seq_len, int experts, int topk,
+                     double capacity_factor, double aux_coef) {
+  FIVEFOLD_CHECK(seq_len > 0 && static_cast<std::int64_t>(probs.size()) % (seq_len * experts) == 0, "route_tokens: ",
+                 probs.size(), " probabilities are not N x ", experts, " with N a multiple of ", seq_len);
+  Routing r = pick_experts(probs, experts, topk);
+  // Whole sequences: one segment each, nothing before it, its own totals.
+  const SegmentCounts own = segment_counts(r, {seq_len});
+  SequenceShare whole;
+  whole.seq_len = seq_len;
+  whole.segments = {seq_len};
+  whole.before.assign(own.chosen.size(), 0);
+  whole.chosen = own.chosen;
+  whole.prob_sum = own.prob_sum;
+  apply_capacity(r, capacity_factor, aux_coef, whole);
   return r;
 }
 

@@ -46,9 +46,41 @@ struct Routing {
 /// Per-sequence capacity ceil(cf * k * T / E) (no limit, returned as T*k, when cf is 0).
 std::int64_t expert_capacity(double capacity_factor, int topk, std::int64_t seq_len, int experts);
 
-/// Routes N = B * @p seq_len tokens from their router probabilities @p probs [N, E].
+/// Routes N = B * @p seq_len tokens from their router probabilities @p probs [N, E]
+/// (pick_experts, then apply_capacity over whole sequences).
 Routing route_tokens(const std::vector<float>& probs, std::int64_t seq_len, int experts, int topk,
                      double capacity_factor, double aux_coef);
+
+/// Where this rank's tokens sit in their sequences, and what the whole of each sequence chose:
+/// what capacity and the aux loss need when a sequence is split over ranks (chapter 07). A rank
+/// holds b sequences of T_l local tokens, each as G segments in local order (lengths
+/// @c segments, the same for every sequence).
+struct SequenceShare {
+  std::int64_t seq_len = 0;              ///< T: the whole sequence's length (the capacity's)
+  std::vector<std::int64_t> segments;    ///< G segment lengths, local order; they sum to T_l
+  std::vector<std::int64_t> before;      ///< [b][G][E] assignments to each expert at earlier positions of the sequence
+  std::vector<std::int64_t> chosen;      ///< [b][E] assignments of the whole sequence to each expert
+  std::vector<double> prob_sum;          ///< [b][E] sum of p_e over the whole sequence's T tokens
+  double aux_share = 1.0;                ///< this rank's share of the aux-loss VALUE (its gradient is whole)
+};
+
+/// Per segment of this rank's tokens: assignments to each expert and sum of p_e, [b][G][E].
+struct SegmentCounts {
+  std::vector<std::int64_t> chosen;  ///< [b][G][E]
+  std::vector<double> prob_sum;      ///< [b][G][E]
+};
+
+/// The top-k experts and renormalised gates of every token (no capacity yet: kept is empty).
+Routing pick_experts(const std::vector<float>& probs, int experts, int topk);
+
+/// The counts of @p r's tokens, read as sequences cut into @p segments (local order).
+SegmentCounts segment_counts(const Routing& r, const std::vector<std::int64_t>& segments);
+
+/// Capacity and aux loss of a picked routing: per sequence, positions in increasing order, each
+/// expert keeps assignments while fewer than ceil(cf k T / E) were kept before (the earlier
+/// segments, on other ranks, count through @p share.before); the aux loss from the whole
+/// sequence's counts and probabilities, its value times share.aux_share.
+void apply_capacity(Routing& r, double capacity_factor, double aux_coef, const SequenceShare& share);
 
 /// Backward of the routing: from d loss / d gate [N, k] (zero for dropped slots) and the aux
 /// gradient, d loss / d router logits [N, E] (renormalisation then softmax backward).

@@ -13,6 +13,8 @@
 /// Leaves out: tp > Hkv (Megatron then replicates kv heads), sequence parallelism (chapter 05).
 #pragma once
 
+#include <memory>
+
 #include "backends/communicator.hpp"
 #include "common/model_config.hpp"
 #include "nn/attention.hpp"
@@ -24,14 +26,17 @@ class TpAttention : public nn::Block {
  public:
   /// What one pass keeps.
   struct Saved : nn::Acts {
-    nn::Attention::Saved heads;  ///< the reference attention on this rank's heads
+    std::unique_ptr<nn::Acts> heads;  ///< the attention's on this rank's heads (its core's Saved)
     Tensor y;  ///< the output, all-reduced
     Tensor da;  ///< the input gradient, all-reduced
   };
   /// Over the shards q [H/tp*hd, C], k, v [Hkv/tp*hd, C], o [C, H/tp*hd] (value and grad handles)
   /// of a model @p cfg split over @p tp.
   TpAttention(Ops& ops, Communicator& tp, const ModelConfig& cfg, nn::AttentionWeights shards);
-  std::unique_ptr<nn::Acts> new_acts() const override { return std::make_unique<Saved>(); }
+  /// Over @p heads, the attention of this rank's H/tp query and Hkv/tp kv heads (any core: e.g.
+  /// chapter 05's ring attention, when the sequence is split over another group too).
+  TpAttention(Ops& ops, Communicator& tp, std::unique_ptr<nn::Attention> heads);
+  std::unique_ptr<nn::Acts> new_acts() const override;
   /// a [B, T, C] (replicated), pass.pos int32 [T] -> y [B, T, C] (replicated; one all-reduce).
   /// With @p cache (generation: this rank's slice [B, S_max, Hkv/tp, hd]) as nn::Attention.
   const Tensor& forward(nn::Acts& s, const Tensor& a, const nn::Pass& pass, nn::KvCache* cache) override;
@@ -52,8 +57,8 @@ class TpAttention : public nn::Block {
   Ops* ops_;
   Communicator* tp_;
   int heads_, kv_heads_;
-  nn::Attention attn_;
-  Saved own_;
+  std::unique_ptr<nn::Attention> attn_;
+  std::unique_ptr<nn::Acts> own_;
 };
 
 }  // namespace fivefold::ch03

@@ -69,8 +69,9 @@ double PipelineRunner::step(nn::Synchroniser& sync, const std::vector<nn::Batch>
   Ops& ops = stage_->ops();
   const std::int64_t b = microbatches[0].inputs.dim(0), T = microbatches[0].inputs.dim(1), C = stage_->config().dim;
   const std::int64_t rows_total = b * m;
-  const Shape act{b, T, C};  // TUTORIAL: what crosses a stage boundary: [b, T, C] activations or their gradients
-  const Tensor pos = nn::positions(ops, 0, T);
+  const std::int64_t Ta = setup_.act_len > 0 ? setup_.act_len : T;
+  const Shape act{b, Ta, C};  // TUTORIAL: what crosses a stage boundary: [b, T, C] activations or their gradients
+  const Tensor pos = setup_.pos.defined() ? setup_.pos : nn::positions(ops, 0, T);
   {
     Uncounted quiet(link_->group());
     link_->group().barrier();  // a common start, so the ranks' clocks compare
@@ -98,6 +99,8 @@ double PipelineRunner::step(nn::Synchroniser& sync, const std::vector<nn::Batch>
       pass.pos = pos;
       pass.loss_scale = m == 1 ? 0.0 : 1.0 / static_cast<double>(rows_total * T);  // a share of the step's mean
       pass.aux_scale = m == 1 ? 1.0 : share;
+      if (setup_.loss_scale > 0) pass.loss_scale = setup_.loss_scale;
+      if (setup_.aux_scale > 0) pass.aux_scale = setup_.aux_scale;
       Tensor x;
       if (a.vstage > 0) x = link_->recv(act, DType::f32, (a.vstage - 1) % p, {'F', a.mb, a.vstage});
       ev.start = now_seconds() - t0;
@@ -105,6 +108,8 @@ double PipelineRunner::step(nn::Synchroniser& sync, const std::vector<nn::Batch>
       ops.synchronize();
       ev.end = now_seconds() - t0;
       loss += share * (acts->ce + acts->aux);  // the head's cross-entropy (last stage), every stage's aux losses
+      rec.ce += share * acts->ce;
+      rec.aux += share * acts->aux;
       if (a.vstage < V - 1) link_->send(out, (a.vstage + 1) % p, {'F', a.mb, a.vstage + 1});
       if (a.vstage == V - 1 && keep_logits_) logits_[a.mb] = out.clone();
       live[{a.vstage, a.mb}] = std::move(acts);

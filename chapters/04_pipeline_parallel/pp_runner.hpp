@@ -59,6 +59,17 @@ struct StepRecord {
   std::int64_t peak_bytes = 0;     ///< most tensor bytes those activations held (between passes)
   std::int64_t first_pass_bytes = 0;  ///< bytes the step's first forward kept (its input included)
   double seconds = 0.0;            ///< the step on this rank, from a common start (a barrier)
+  double ce = 0.0;                 ///< this rank's cross-entropy, mean over its microbatches (last stage)
+  double aux = 0.0;                ///< this rank's aux losses, mean over its microbatches
+};
+
+/// How the passes of a step see their data when the stage is one rank of a larger layout
+/// (chapter 07): the defaults are a pipeline alone, which holds every token of its microbatches.
+struct PassSetup {
+  Tensor pos;               ///< int32 [T_l] global positions of the local tokens (default 0..T-1)
+  double loss_scale = 0.0;  ///< Pass::loss_scale (default: 1/(m b T) with m > 1, else the pass mean)
+  double aux_scale = 0.0;   ///< Pass::aux_scale (default: 1/m)
+  std::int64_t act_len = 0; ///< positions of the [b, T_a, C] tensors between stages (default: T)
 };
 
 /// Executes a schedule on one stage.
@@ -71,6 +82,8 @@ class PipelineRunner {
   /// passes, the sends completed, sync.finish(), sync.update(). Returns the step's loss (mean
   /// cross-entropy over all tokens plus every stage's aux losses), the same on every rank.
   double step(nn::Synchroniser& sync, const std::vector<nn::Batch>& microbatches, StepRecord* record = nullptr);
+  /// Sets how the passes see their data (see PassSetup); {} restores the defaults.
+  void set_pass_setup(PassSetup setup) { setup_ = std::move(setup); }
   /// Keeps a copy of each microbatch's logits (last stage) from the next steps on (for a dump).
   void keep_logits(bool on) { keep_logits_ = on; }
   /// The logits of the last step's microbatches (last stage, with keep_logits).
@@ -85,6 +98,7 @@ class PipelineRunner {
   int rank_;
   bool keep_logits_ = false;
   std::vector<Tensor> logits_;
+  PassSetup setup_;
 };
 
 /// The microbatches of @p batch: @p m slices of B/m sequences each.

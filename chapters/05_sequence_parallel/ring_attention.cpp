@@ -45,8 +45,9 @@ struct Hop {
 }  // namespace
 
 RingAttention::RingAttention(Ops& ops, Communicator& sp, const ModelConfig& cfg, nn::AttentionWeights w, SpMode mode,
-                             std::int64_t T)
-    : nn::Attention(ops, std::move(w), cfg.heads, cfg.kv_heads, cfg.head_dim(), static_cast<float>(cfg.rope_theta)),
+                             std::int64_t T, int tp)
+    : nn::Attention(ops, std::move(w), cfg.heads / tp, cfg.kv_heads / tp, cfg.head_dim(),
+                    static_cast<float>(cfg.rope_theta)),
       sp_(&sp) {
   const int n = sp.size();
   for (int r = 0; r < n; ++r) {
@@ -74,12 +75,12 @@ Tensor RingAttention::segment(const Tensor& x, int rank, int b) const {
   return nn::slice_dim1(*ops_, x, off, segs_[rank][b].len);
 }
 
-std::int64_t RingAttention::forward_bytes(const ModelConfig& cfg, int sp, std::int64_t b, std::int64_t T) {
-  return 2 * (sp - 1) * b * (T / sp) * cfg.kv_heads * cfg.head_dim() * 4;
+std::int64_t RingAttention::forward_bytes(const ModelConfig& cfg, int sp, std::int64_t b, std::int64_t T, int tp) {
+  return 2 * (sp - 1) * b * (T / sp) * (cfg.kv_heads / tp) * cfg.head_dim() * 4;
 }
 
-std::int64_t RingAttention::backward_bytes(const ModelConfig& cfg, int sp, std::int64_t b, std::int64_t T) {
-  return sp == 1 ? 0 : 2 * (2 * sp - 1) * b * (T / sp) * cfg.kv_heads * cfg.head_dim() * 4;
+std::int64_t RingAttention::backward_bytes(const ModelConfig& cfg, int sp, std::int64_t b, std::int64_t T, int tp) {
+  return sp == 1 ? 0 : 2 * (2 * sp - 1) * b * (T / sp) * (cfg.kv_heads / tp) * cfg.head_dim() * 4;
 }
 
 std::pair<std::int64_t, std::int64_t> RingAttention::expected_work(SpMode mode, std::int64_t T, int sp, int r) {

@@ -43,19 +43,21 @@ class RingAttention : public nn::Attention {
     std::vector<Tensor> os;    ///< their attention output over every key
     std::vector<Tensor> lses;  ///< ... and its log-sum-exp
   };
-  /// Over the full weights @p w (replicated), positions of @p mode (ring or zigzag) for
-  /// sequences of @p T.
+  /// Over the weights @p w (replicated over sp), positions of @p mode (ring or zigzag) for
+  /// sequences of @p T. With @p tp > 1, @p w are this rank's head shards of a tensor-parallel
+  /// group (H/tp query and Hkv/tp kv heads; chapter 07 wraps it in ch03::TpAttention).
   RingAttention(Ops& ops, Communicator& sp, const ModelConfig& cfg, nn::AttentionWeights w, SpMode mode,
-                std::int64_t T);
+                std::int64_t T, int tp = 1);
   std::unique_ptr<nn::Acts> new_acts() const override { return std::make_unique<Saved>(); }
   /// This rank's attention work so far.
   const RingWork& work() const { return work_; }
   /// Forgets it.
   void reset_work() { work_ = {}; }
   /// Payload bytes per layer this rank sends (isend) in the forward (see above).
-  static std::int64_t forward_bytes(const ModelConfig& cfg, int sp, std::int64_t b, std::int64_t T);
+  /// (@p tp: the kv heads are split over a TP group too.)
+  static std::int64_t forward_bytes(const ModelConfig& cfg, int sp, std::int64_t b, std::int64_t T, int tp = 1);
   /// ... and in the backward.
-  static std::int64_t backward_bytes(const ModelConfig& cfg, int sp, std::int64_t b, std::int64_t T);
+  static std::int64_t backward_bytes(const ModelConfig& cfg, int sp, std::int64_t b, std::int64_t T, int tp = 1);
   /// Pairs of (query segment, key segment) rank @p r computes per layer and pass, and the
   /// query x key entries they hold: what work() must count.
   static std::pair<std::int64_t, std::int64_t> expected_work(SpMode mode, std::int64_t T, int sp, int r);

@@ -110,12 +110,20 @@ const Tensor& EpMoeLayer::forward(nn::Acts& a, const Tensor& x, const nn::Pass& 
   nn::linear_forward(*ops_, s.logits, x, w_router_);
   ops_->softmax_rows(s.probs, s.logits);
   const double cf = pass.dropless ? 0.0 : cf_;
-  s.routing = nn::route_tokens(s.probs.to_vector(), T, E_, topk_, cf, aux_coef_);  // TUTORIAL: chapter 01's routing
+  std::int64_t seq_len = T;  // the capacity's sequence length
+  if (share_) {  // a split sequence (chapter 07): the rest of each sequence is on other ranks
+    s.routing = nn::pick_experts(s.probs.to_vector(), E_, topk_);
+    const nn::SequenceShare sh = share_(s.routing);
+    seq_len = sh.seq_len;
+    nn::apply_capacity(s.routing, cf, aux_coef_, sh);
+  } else {
+    s.routing = nn::route_tokens(s.probs.to_vector(), T, E_, topk_, cf, aux_coef_);  // TUTORIAL: chapter 01's routing
+  }
   const nn::Routing& r = s.routing;
 
   // TUTORIAL: the dispatch permutation: rows by destination, then expert, then token
   s.padded = cf > 0.0 && fixed_buffers_;
-  const std::int64_t slots = s.padded ? b * nn::expert_capacity(cf, topk_, T, E_) : 0;
+  const std::int64_t slots = s.padded ? b * nn::expert_capacity(cf, topk_, seq_len, E_) : 0;
   const DispatchPlan plan = dispatch_plan(r, n, slots);
   const auto total = static_cast<std::int64_t>(plan.token.size());
   s.send = plan.rows_to;

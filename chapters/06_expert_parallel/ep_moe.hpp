@@ -20,6 +20,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -99,6 +100,13 @@ class EpMoeLayer : public nn::Block {
   /// With capacity (cf > 0): exchange in fixed padded buffers (true, the default, as GShard) or
   /// only the kept rows, with a count exchange (false): the same result, other shapes and bytes.
   void set_fixed_buffers(bool on) { fixed_buffers_ = on; }
+  /// What a rank whose sequences are split over a group (chapter 07) learns from the group: from
+  /// its picked routing (nn::pick_experts) the SequenceShare of its tokens. Collective over that
+  /// group, called once per forward.
+  using ShareFn = std::function<nn::SequenceShare(const nn::Routing& picked)>;
+  /// Routes split sequences with @p f (capacity and aux loss over the whole sequence); unset
+  /// (the default), every rank holds whole sequences.
+  void set_sequence_share(ShareFn f) { share_ = std::move(f); }
 
  private:
   void exchange(Saved& s, const Tensor& in, Tensor& out, bool back);
@@ -109,6 +117,7 @@ class EpMoeLayer : public nn::Block {
   int E_, El_, first_, topk_;
   double cf_, aux_coef_;
   bool fixed_buffers_ = true;
+  ShareFn share_;
   EpStats stats_;
   const Saved* last_ = nullptr;
 };

@@ -33,13 +33,14 @@ std::vector<ch02::Unit> shard_units(const ModelConfig& cfg, int tp) {
 }
 
 ShardDdp::ShardDdp(Ops& ops, Communicator& dp, nn::ParamRegistry& params, std::vector<ch02::Unit> units,
-                   const nn::AdamWConfig& adam, const DpTpConfig& dc)
+                   const nn::AdamWConfig& adam, const DpTpConfig& dc, int first_unit)
     : ops_(&ops),
       dp_(&dp),
       dc_(dc),
       layout_(std::move(units), dp.size(), /*per_unit=*/false),
       params_(&params),
-      opt_(ops, adam, params) {  // each rank updates its own shards
+      opt_(ops, adam),
+      first_unit_(first_unit) {
   const std::int64_t max_elements =
       std::max<std::int64_t>(1, static_cast<std::int64_t>(dc.bucket_mb * 1024 * 1024 / 4));
   buckets_ = ch02::make_buckets(layout_, max_elements);
@@ -48,6 +49,22 @@ ShardDdp::ShardDdp(Ops& ops, Communicator& dp, nn::ParamRegistry& params, std::v
     unit_params_.emplace_back();
     for (const nn::ParamSpec& s : layout_.unit(u).params) unit_params_.back().push_back(&params.get(s.name));
   }
+  if (!dc.zero1) {
+    for (nn::Param& p : params.all()) opt_.add(p.value, p.grad);  // each rank updates its own shards
+    return;
+  }
+  // ZeRO-1: the parameters packed like the gradients; AdamW over this rank's slice of both.
+  values_ = ops.zeros({layout_.padded()});
+  for (int u = 0; u < layout_.num_units(); ++u) {
+    std::int64_t at = layout_.offset(u);
+    for (nn::Param* p : unit_params_[u]) {
+      values_.flat(at, p->value.numel()).copy_from(p->value.view({p->value.numel()}));
+      at += p->value.numel();
+    }
+  }
+  gshard_ = ops.zeros({layout_.shard()});
+  send_ = ops.zeros({layout_.shard()});
+  opt_.add(send_, gshard_);  // TUTORIAL: Adam's moments exist for 1/dp of the shard only
 }
 
 void ShardDdp::zero_grad() {
@@ -63,6 +80,7 @@ nn::UnitHooks ShardDdp::hooks(bool last) {
 }
 
 void ShardDdp::unit_done(int u) {
+  u -= first_unit_;  // the decoder's unit index -> this stage's
   // Pack unit u's gradients, weighted by b_d / B, into its place in the flat buffer.
   std::int64_t at = layout_.offset(u);
   for (nn::Param* p : unit_params_[u]) {
@@ -77,7 +95,7 @@ void ShardDdp::unit_done(int u) {
   // Every rank posts its buckets at the same point between the same TP all-reduces, so the two
   // communicators see their calls in one order everywhere (NCCL needs that: a dp kernel waiting
   // on its stream beside a tp kernel must not wait for a rank that launched them the other way).
-  if (dc_.overlap && posted_.post(*dp_, grads_, buckets_, u) && calls_ == 1)
+  if (dc_.overlap && !dc_.zero1 && posted_.post(*dp_, grads_, buckets_, u) && calls_ == 1)
     schedule_.push_back("post AR(bucket " + std::to_string(posted_.posted() - 1) + ")");
   poll(false);
 }
@@ -92,6 +110,12 @@ void ShardDdp::poll(bool wait) {
 }
 
 void ShardDdp::finish() {
+  if (dc_.zero1) {
+    TraceSpan span("dp gradient reduce-scatter (ZeRO-1)", "comm");
+    dp_->reduce_scatter(grads_, gshard_);  // TUTORIAL: each rank keeps the sum of its 1/dp only
+    if (calls_ == 1) schedule_.push_back("RS(all)");
+    return;
+  }
   {
     TraceSpan span("dp gradient all-reduce (exposed)", "comm");
     if (dc_.overlap) {
@@ -113,6 +137,25 @@ void ShardDdp::finish() {
     for (nn::Param* p : unit_params_[u]) {
       p->grad.view({p->grad.numel()}).copy_from(grads_.flat(at, p->grad.numel()));
       at += p->grad.numel();
+    }
+  }
+}
+
+void ShardDdp::update() {
+  if (!dc_.zero1) {
+    opt_.step();
+    return;
+  }
+  const std::int64_t n = layout_.shard();
+  send_.copy_from(values_.flat(dp_->rank() * n, n));
+  opt_.step();                        // this rank's slice of every parameter
+  dp_->all_gather(send_, values_);  // TUTORIAL: every rank gets every updated slice back
+  if (calls_ == 1) schedule_.push_back("AG(params)");
+  for (int u = 0; u < layout_.num_units(); ++u) {
+    std::int64_t at = layout_.offset(u);
+    for (nn::Param* p : unit_params_[u]) {
+      p->value.view({p->value.numel()}).copy_from(values_.flat(at, p->value.numel()));
+      at += p->value.numel();
     }
   }
 }

@@ -48,6 +48,10 @@ namespace fivefold::ch07 {
 struct DpTpConfig {
   double bucket_mb = 0.05;  ///< bucket size in MiB (0: one bucket per unit)
   bool overlap = true;      ///< post each bucket during the backward (else blocking, after it)
+  /// ZeRO-1 over the DP group: after the backward one reduce-scatter leaves each rank its 1/dp
+  /// of the packed gradient, AdamW updates that slice only (its moments are 1/dp of the shard's),
+  /// and one all-gather brings the updated parameters back (no buckets).
+  bool zero1 = false;
 };
 
 /// The two communicators of a dp x tp grid with tp varying fastest (the default order,
@@ -73,14 +77,16 @@ std::vector<ch02::Unit> shard_units(const ModelConfig& cfg, int tp);
 class ShardDdp : public nn::Synchroniser {
  public:
   /// Over the parameters @p params grouped by @p units (e.g. shard_units), the DP group @p dp.
+  /// @p first_unit: the decoder's unit index of units[0] (a pipeline stage holds units
+  /// first_unit .. first_unit + units.size() - 1).
   ShardDdp(Ops& ops, Communicator& dp, nn::ParamRegistry& params, std::vector<ch02::Unit> units,
-           const nn::AdamWConfig& adam, const DpTpConfig& dc);
+           const nn::AdamWConfig& adam, const DpTpConfig& dc, int first_unit = 0);
   /// This rank's weight b_d / B in the global mean (set before each step).
   void set_weight(double w) { weight_ = static_cast<float>(w); }
   void zero_grad() override;
   nn::UnitHooks hooks(bool last) override;
   void finish() override;
-  void update() override { opt_.step(); }
+  void update() override;
   /// The flat layout of this rank's shards (n = dp ranks).
   const ch02::FlatLayout& layout() const { return layout_; }
   /// The DP buckets, in the order they are posted.
@@ -101,6 +107,8 @@ class ShardDdp : public nn::Synchroniser {
   Tensor grads_;                                      // [padded]: packed, weighted gradients
   ch02::PostedBuckets posted_;                        // this step's bucket all-reduces in flight
   nn::AdamW opt_;
+  int first_unit_ = 0;
+  Tensor values_, gshard_, send_;  // ZeRO-1: packed parameters [padded], this rank's gradient slice and parameter slice
   float weight_ = 1.0f;
   int calls_ = 0;
   std::vector<std::string> schedule_;
