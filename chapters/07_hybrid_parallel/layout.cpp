@@ -2,6 +2,8 @@
 // Chapter 07's options -> ProcessGrid, --print-groups without MPI, text renderings of a grid.
 #include "chapters/07_hybrid_parallel/layout.hpp"
 
+#include <algorithm>
+
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -57,6 +59,26 @@ void add_options(CLI::App& app, Options& o) {
   app.add_option("--bucket-mb", o.bucket_mb, "step 3: DP gradient bucket size in MiB (0: one bucket per unit)")
       ->check(kNonNegative);
   app.add_flag("--no-overlap", o.no_overlap, "step 3: all-reduce the DP buckets after the backward, not during it");
+  app.add_option("--sp-mode", o.sp_mode, "steps 5-6: ring or zigzag attention on the sp axis, or megatron: sequence "
+                 "parallelism inside the tp group (sp axis 1)")
+      ->check(CLI::IsMember({"ring", "zigzag", "megatron"}));
+  app.add_option("--microbatches", o.microbatches, "steps 4-6: microbatches per step (1F1B over the pp axis)")
+      ->check(kPositive);
+  app.add_option("--zero", o.zero, "step 4: 0 = bucketed all-reduce over dp, 1 = ZeRO-1 (reduce-scatter, "
+                 "sharded AdamW, all-gather)")
+      ->check(CLI::IsMember({0, 1}));
+}
+
+bool degrees_given(const Options& o) { return o.tp || o.sp || o.ep || o.dp || o.pp; }
+
+ProcessGrid default_grid(int step, int world, int layers) {
+  const bool even = world % 2 == 0, four = world % 4 == 0, eight = world % 8 == 0;
+  int tp = 1, sp = 1, ep = 1, pp = 1;
+  if (step == 4) tp = even ? 2 : 1, pp = world % 16 == 0 ? 4 : four ? 2 : 1;
+  if (step == 5) sp = even ? 2 : 1, tp = four ? 2 : 1, pp = eight ? 2 : 1;
+  if (step == 6) ep = even ? 2 : 1, sp = four ? 2 : 1, pp = eight ? 2 : 1;
+  pp = std::min(pp, std::max(layers, 1));
+  return ProcessGrid({tp, sp, ep, world / (tp * sp * ep * pp), pp}, kDefaultOrder, world);
 }
 
 std::string dp_tp_blocker(const Options& o, int job_size) {

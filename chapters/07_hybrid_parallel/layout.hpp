@@ -30,7 +30,19 @@ struct Options {
   ModelConfig model;            ///< --vocab --dim ... (step 2's traffic, step 3's model)
   double bucket_mb = 0.05;      ///< --bucket-mb (step 3: DP gradient bucket size; the tiny model: 3 buckets)
   bool no_overlap = false;      ///< --no-overlap (step 3: DP all-reduce after the backward)
+  std::string sp_mode = "ring"; ///< --sp-mode ring|zigzag (the sp axis) or megatron (inside tp): steps 5, 6
+  int microbatches = 2;         ///< --microbatches m (1F1B over pp): steps 4-6
+  int zero = 0;                 ///< --zero 0|1 (step 4: bucketed DDP or ZeRO-1 over dp)
 };
+
+/// True when the run names any degree (--tp --sp --ep --dp --pp): steps 4-6 then train exactly
+/// that grid; otherwise each picks its own example for the job's size (default_grid()).
+bool degrees_given(const Options& o);
+
+/// The example grid step @p step (4, 5, 6) trains on @p world ranks when no degree is given:
+/// 4: tp 2, pp 4 (16 ranks) or 2, dp the rest; 5: sp 2, tp 2, pp 2 as the world allows;
+/// 6: ep 2, sp 2, pp 2 as the world allows; pp never above @p layers. Order tp-sp-ep-dp-pp.
+ProcessGrid default_grid(int step, int world, int layers);
 
 /// The --help paragraph.
 extern const char* const kDescription;

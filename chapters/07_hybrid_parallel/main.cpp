@@ -10,6 +10,7 @@
 //      build/cpu/bin/ch07_hybrid_parallel --world 16 --tp 2 --pp 4 --print-groups   (no MPI)
 #include "chapters/01_reference_model/costs.hpp"
 #include "backends/runtime.hpp"
+#include "chapters/07_hybrid_parallel/hybrid_run.hpp"
 #include "chapters/07_hybrid_parallel/steps.hpp"
 #include "common/check.hpp"
 
@@ -32,6 +33,12 @@ int main(int argc, char** argv) {
        [&](Context& c) { ch07::step2_placement(c, o); }},
       {3, "DP x TP training", "TP model on the tp groups, bucketed gradient all-reduce on the dp groups; == serial",
        [&](Context& c) { ch07::step3_dp_tp(c, o); }},
+      {4, "DP x TP x PP (3D)", "1F1B over pp, TP in each stage, bucketed DDP or ZeRO-1 over dp; == serial; traffic per group",
+       [&](Context& c) { ch07::step4_3d(c, o); }},
+      {5, "+ SP (4D)", "ring/zigzag on the sp axis or Megatron-SP inside tp, with pp and dp; == serial",
+       [&](Context& c) { ch07::step5_4d(c, o); }},
+      {6, "+ EP (5D)", "experts on ep; dense grads over sp-ep-dp, experts over sp-dp; capacity by prefix sum; == serial",
+       [&](Context& c) { ch07::step6_5d(c, o); }},
   };
   spec.has_dump = true;
   int step_asked = 0;  // steps 1 and 2 are arithmetic on paper: they allocate no model
@@ -48,6 +55,10 @@ int main(int argc, char** argv) {
                          "(training); --step ", common.step, " writes none: use --step 3 or drop --dump");
     // Asked for training by name (--step 3 or --dump): a layout it cannot train is an error;
     // in a run of all steps, step 3 says why it skips.
+    if (common.step >= 4 && common.step <= 6) {  // asked by name: a layout it cannot train is an error
+      const std::string why = ch07::step_blocker(o, common.step, world_size);
+      FIVEFOLD_USAGE_CHECK(why.empty(), "step ", common.step, " cannot run: ", why);
+    }
     if (common.step == 3 || !common.dump.empty()) {
       const std::string why = ch07::dp_tp_blocker(o, world_size);
       FIVEFOLD_USAGE_CHECK(why.empty(), "step 3 (DP x TP training) cannot run: ", why);

@@ -18,5 +18,11 @@ void step2_placement(Context& ctx, const Options& o);
 /// gradient all-reduce on the dp groups, against the serial model (skipped, with the reason,
 /// for a layout it cannot train; see dp_tp_blocker()).
 void step3_dp_tp(Context& ctx, const Options& o);
+/// Step 4: DP x TP x PP (3D) on the hybrid model, == serial; each group's traffic vs formula.
+void step4_3d(Context& ctx, const Options& o);
+/// Step 5: + SP (4D): ring/zigzag on the sp axis or Megatron-SP inside tp, == serial.
+void step5_4d(Context& ctx, const Options& o);
+/// Step 6: + EP (5D): MoE with experts on ep, gradients over their groups, == serial.
+void step6_5d(Context& ctx, const Options& o);
 
 }  // namespace fivefold::ch07
