@@ -18,10 +18,10 @@ if [[ $# -gt 0 && $1 != -* ]]; then build=$(cd "$1" && pwd); shift; fi
 chapter_args=("$@")
 
 # Ranks per chapter (4 unless listed) and the chapter's own options, where the tour shows a
-# layout other than the chapter's default: chapter 07 on a tp 2 x dp 4 grid, which its step 3
-# trains (DP x TP).
-declare -A NP=([ch07_hybrid_parallel]=8)
-declare -A ARGS=([ch07_hybrid_parallel]="--tp 2")
+# layout other than the chapter's default: chapter 07 on the course's 16-rank grid, tp 2 x pp 4 x
+# dp 2, which its step 4 trains (3D) and step 7 places on nodes of 8.
+declare -A NP=([ch07_hybrid_parallel]=16)
+declare -A ARGS=([ch07_hybrid_parallel]="--tp 2 --pp 4 --layers 4 --steps 10")
 default_np=4
 
 # The same MPI environment as the tests: FIVEFOLD_MPI_ENV in cmake/Fivefold.cmake (run as root,

@@ -39,6 +39,8 @@ int main(int argc, char** argv) {
        [&](Context& c) { ch07::step5_4d(c, o); }},
       {6, "+ EP (5D)", "experts on ep; dense grads over sp-ep-dp, experts over sp-dp; capacity by prefix sum; == serial",
        [&](Context& c) { ch07::step6_5d(c, o); }},
+      {7, "placement of a real run", "counted payloads on a wire model (ring successor, all-to-all shares): bytes inside vs across nodes",
+       [&](Context& c) { ch07::step7_wire(c, o); }},
   };
   spec.has_dump = true;
   int step_asked = 0;  // steps 1 and 2 are arithmetic on paper: they allocate no model
@@ -55,8 +57,10 @@ int main(int argc, char** argv) {
                          "(training); --step ", common.step, " writes none: use --step 3 or drop --dump");
     // Asked for training by name (--step 3 or --dump): a layout it cannot train is an error;
     // in a run of all steps, step 3 says why it skips.
-    if (common.step >= 4 && common.step <= 6) {  // asked by name: a layout it cannot train is an error
-      const std::string why = ch07::step_blocker(o, common.step, world_size);
+    if (common.step >= 4 && common.step <= 7) {  // asked by name: a layout it cannot train is an error
+      std::string why = ch07::step_blocker(o, common.step == 7 ? 4 : common.step, world_size);
+      for (int s : {5, 6})
+        if (common.step == 7 && !why.empty() && ch07::step_blocker(o, s, world_size).empty()) why = "";
       FIVEFOLD_USAGE_CHECK(why.empty(), "step ", common.step, " cannot run: ", why);
     }
     if (common.step == 3 || !common.dump.empty()) {

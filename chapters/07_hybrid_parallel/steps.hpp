@@ -24,5 +24,8 @@ void step4_3d(Context& ctx, const Options& o);
 void step5_4d(Context& ctx, const Options& o);
 /// Step 6: + EP (5D): MoE with experts on ep, gradients over their groups, == serial.
 void step6_5d(Context& ctx, const Options& o);
+/// Step 7: one step of a step 4-6 layout, its counted payloads on a wire model and on nodes of
+/// --gpus-per-node ranks: inside vs across, the run's order vs the reversed one.
+void step7_wire(Context& ctx, const Options& o);
 
 }  // namespace fivefold::ch07
