@@ -232,7 +232,7 @@ HybridModel::HybridModel(Ops& ops, Communicator& world, const GridComms& comms, 
 
 bool HybridModel::bucketed() const {
   const ProcessGrid& g = grid();
-  return hc_.bucketed && g.size(Axis::sp) == 1 && g.size(Axis::ep) == 1 && !parts_->megatron();
+  return hc_.bucketed && g.size(Axis::dp) > 1 && g.size(Axis::sp) == 1 && g.size(Axis::ep) == 1 && !parts_->megatron();
 }
 
 std::unique_ptr<nn::Synchroniser> HybridModel::make_sync(const nn::AdamWConfig& adam) {

@@ -84,7 +84,7 @@ class HybridModel : private HybridStorage, public nn::Decoder {
   /// The synchroniser of the layout: ShardDdp over dp (bucketed, or ZeRO-1) when the config asks
   /// for it and the layout allows it, else nn::SummedUpdate over the groups of Param::sum_axes.
   std::unique_ptr<nn::Synchroniser> make_sync(const nn::AdamWConfig& adam);
-  /// True when make_sync gives ShardDdp.
+  /// True when make_sync gives ShardDdp (dp > 1, sp = ep = 1, no Megatron-SP, and asked for).
   bool bucketed() const;
   /// One training step on the global batch @p global: this rank's rows and positions, the 1F1B
   /// passes, the synchroniser. Returns the global mean loss (aux included), the same on every rank.

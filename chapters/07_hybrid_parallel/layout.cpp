@@ -89,7 +89,7 @@ std::string dp_tp_blocker(const Options& o, int job_size) {
   for (Axis a : {Axis::sp, Axis::ep, Axis::pp})
     if (grid.size(a) > 1)
       return "--" + std::string(axis_name(a)) + " " + std::to_string(grid.size(a)) +
-             " is not 1 (that axis comes with its own chapter); set it to 1";
+             " is not 1 (steps 4-6 train that axis); set it to 1";
   if (o.model.experts > 0)
     return "--experts " + std::to_string(o.model.experts) + ": the TP model is dense; drop --experts";
   try {

@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: MIT
 // ch07_hybrid_parallel: the process grid of hybrid parallelism. Ranks as coordinates on the
 // axes tp, sp (cp), ep, dp, pp; the groups of every set of axes and their communicators; where
-// the groups land on nodes and what each axis costs; DP x TP training with chapters 02 and 03.
-// Leaves out: training with pp, sp or ep (their chapters), topology discovery (nodes are assumed
-// to hold consecutive ranks).
+// the groups land on nodes and what each axis costs; DP x TP training with chapters 02 and 03;
+// 3D, 4D and 5D training with chapters 02-06 on one grid; a real run's bytes on nodes.
+// Leaves out: topology discovery (nodes are assumed to hold consecutive ranks), Ulysses on the
+// sp axis, ring attention and Megatron-SP at once, ZeRO-2/3 with pp.
 // Run: mpirun -np 4 build/cpu/bin/ch07_hybrid_parallel                  (dp fills the world: dp 4)
 //      mpirun -np 8 build/cpu/bin/ch07_hybrid_parallel --tp 2 --pp 2
 //      mpirun -np 4 build/cpu/bin/ch07_hybrid_parallel --step 3 --tp 2      (DP x TP training)
+//      mpirun -np 16 build/cpu/bin/ch07_hybrid_parallel --step 4 --tp 2 --pp 4 --layers 4   (3D)
 //      build/cpu/bin/ch07_hybrid_parallel --world 16 --tp 2 --pp 4 --print-groups   (no MPI)
 #include "chapters/01_reference_model/costs.hpp"
 #include "backends/runtime.hpp"

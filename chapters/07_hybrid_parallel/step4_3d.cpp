@@ -3,7 +3,7 @@
 // stage, chapter 02's bucketed gradient all-reduce (or ZeRO-1 with --zero 1) over the dp group:
 // one decoder per rank over its stage's layers and shards, the same step as every layout.
 // Checked against the serial model; each group's traffic counted against its formula.
-// Run: mpirun -np 16 build/cpu/bin/ch07_hybrid_parallel --step 4 --tp 2 --pp 4     (the course's example)
+// Run: mpirun -np 16 build/cpu/bin/ch07_hybrid_parallel --step 4 --tp 2 --pp 4 --layers 4   (the course's example)
 //      mpirun -np 8 build/cpu/bin/ch07_hybrid_parallel --step 4 --tp 2 --pp 2 --zero 1
 #include "chapters/04_pipeline_parallel/pp_schedule.hpp"
 #include "chapters/07_hybrid_parallel/hybrid_run.hpp"

@@ -4,7 +4,7 @@
 // Megatron-SP inside the tp group (--sp-mode megatron), together with pp and dp. Checked against
 // the serial model; the ring's and the gradient sums' traffic against their formulas.
 // Run: mpirun -np 8 build/cpu/bin/ch07_hybrid_parallel --step 5                 (sp 2 x tp 2 x pp 2)
-//      mpirun -np 8 build/cpu/bin/ch07_hybrid_parallel --step 5 --tp 4 --pp 2 --sp-mode megatron
+//      mpirun -np 8 build/cpu/bin/ch07_hybrid_parallel --step 5 --tp 2 --pp 2 --dp 2 --sp-mode megatron
 #include "chapters/04_pipeline_parallel/pp_schedule.hpp"
 #include "chapters/05_sequence_parallel/ring_attention.hpp"
 #include "chapters/07_hybrid_parallel/hybrid_run.hpp"
