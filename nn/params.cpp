@@ -59,8 +59,14 @@ Tensor param_init(std::uint64_t seed, const std::string& name, const Shape& full
   return param_init_block(seed, name, full, Shape(full.size(), 0), full);
 }
 
+int expert_index(const std::string& name) {
+  const std::string key = ".moe.experts.";
+  const std::size_t at = name.find(key);
+  return at == std::string::npos ? -1 : std::stoi(name.substr(at + key.size()));
+}
+
 unsigned default_sum_axes(const std::string& name) {
-  return name.find(".experts.") != std::string::npos ? (kSumDp | kSumSp) : (kSumDp | kSumSp | kSumEp);
+  return expert_index(name) >= 0 ? (kSumDp | kSumSp) : (kSumDp | kSumSp | kSumEp);
 }
 
 Param& ParamRegistry::add(const std::string& name, const Shape& shape) {

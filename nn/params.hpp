@@ -69,6 +69,10 @@ struct Param {
   bool sharded() const { return full != value.shape(); }
 };
 
+/// The expert index e of a MoE expert's parameter "layers.l.moe.experts.e.<...>", or -1 for
+/// any other parameter.
+int expert_index(const std::string& name);
+
 /// Owns the parameters; references to its Params stay valid while it lives.
 class ParamRegistry {
  public:

@@ -6,18 +6,6 @@
 
 namespace fivefold::ch06 {
 
-namespace {
-
-/// The expert index in "layers.l.moe.experts.e.<...>", or -1 for any other parameter.
-int expert_index(const std::string& name) {
-  const std::string key = ".moe.experts.";
-  const std::size_t at = name.find(key);
-  if (at == std::string::npos) return -1;
-  return std::stoi(name.substr(at + key.size()));
-}
-
-}  // namespace
-
 std::unique_ptr<nn::Block> EpParts::mlp(nn::ParamRegistry& params, int l) {
   if (!cfg_.is_moe_layer(l)) return nn::SerialParts::mlp(params, l);
   auto m = std::make_unique<EpMoeLayer>(*ops_, *ep_, params, "layers." + std::to_string(l) + ".moe", cfg_);
@@ -28,7 +16,7 @@ std::unique_ptr<nn::Block> EpParts::mlp(nn::ParamRegistry& params, int l) {
 EpStorage::EpStorage(Ops& ops, Communicator& ep, const ModelConfig& cfg) : params_(ops, cfg.seed), parts_(ops, ep, cfg) {
   const auto [first, count] = experts_of(cfg.experts, ep.size(), ep.rank());
   for (const nn::ParamSpec& p : nn::model_param_specs(cfg)) {
-    const int e = expert_index(p.name);
+    const int e = nn::expert_index(p.name);
     if (e < 0 || (e >= first && e < first + count)) params_.add(p.name, p.shape);  // TUTORIAL: only my experts
   }
 }

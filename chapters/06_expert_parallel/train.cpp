@@ -24,9 +24,9 @@ void dump_params(Groups& g, Ops& ops, nn::ParamRegistry& params, const ModelConf
   for (int d = 0; d < data.size(); ++d)
     if (h.at<std::int32_t>(2 * d + 1) == 0) holder[h.at<std::int32_t>(2 * d)] = d;
   for (const nn::ParamSpec& spec : nn::model_param_specs(cfg)) {
-    const std::size_t at = spec.name.find(".moe.experts.");
+    const int e = nn::expert_index(spec.name);
     // Dense weights: data rank 0's; expert e: ep rank e / (E/ep) of dp copy 0.
-    const int owner_data = at == std::string::npos ? 0 : holder[std::stoi(spec.name.substr(at + 13)) / (cfg.experts / g.ep().size())];
+    const int owner_data = e < 0 ? 0 : holder[e / (cfg.experts / g.ep().size())];
     Tensor t;
     const bool mine = data.rank() == owner_data;
     if (mine) {

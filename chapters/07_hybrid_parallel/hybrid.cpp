@@ -18,13 +18,7 @@ namespace {
 
 std::string layer_prefix(int l) { return "layers." + std::to_string(l) + "."; }
 
-bool is_expert(const std::string& name) { return name.find(".moe.experts.") != std::string::npos; }
 bool is_moe(const std::string& name) { return name.find(".moe.") != std::string::npos; }
-
-int expert_index(const std::string& name) {
-  const std::string key = ".moe.experts.";
-  return std::stoi(name.substr(name.find(key) + key.size()));
-}
 
 bool contains(const std::vector<int>& v, int x) { return std::find(v.begin(), v.end(), x) != v.end(); }
 
@@ -179,8 +173,8 @@ HybridStorage::HybridStorage(Ops& ops, const GridComms& comms, int rank, const H
   const auto [first, count] = ch06::experts_of(std::max(c.experts, 1), grid.size(Axis::ep), grid.coord(rank, Axis::ep));
   for (const nn::ParamSpec& spec : nn::model_param_specs(c)) {
     if (!ch04::chunk_holds(stage_chunks_, c.layers, spec.name)) continue;  // TUTORIAL: pp: only my stage's layers
-    if (is_expert(spec.name)) {
-      const int e = expert_index(spec.name);
+    const int e = nn::expert_index(spec.name);
+    if (e >= 0) {
       if (e < first || e >= first + count) continue;  // TUTORIAL: ep: only my experts, whole
       nn::Param& p = params_.add(spec.name, spec.shape);
       if (megatron) p.sum_axes |= nn::kSumTp;  // they saw only my positions of the tp group
