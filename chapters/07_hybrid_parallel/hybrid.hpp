@@ -16,8 +16,8 @@
 /// and positions only: summed over sp, ep and dp; an expert lives on the sp x dp ranks with the
 /// same ep coordinate (its expert-data-parallel group): summed over sp and dp. Under Megatron-SP
 /// the norm gains and the experts also saw only this rank's positions of the tp group: + tp.
-/// With sp = ep = 1 and no Megatron-SP the dp sum can be chapter 02's bucketed all-reduce
-/// overlapped with the backward, or ZeRO-1 (ShardDdp).
+/// With dp > 1, sp = ep = 1 and no Megatron-SP the dp sum can be chapter 02's bucketed
+/// all-reduce overlapped with the backward, or ZeRO-1 (ShardDdp).
 ///
 /// MoE under a split sequence: capacity is per sequence, first come first served in position
 /// order, so a rank must know how many assignments the earlier positions of each sequence made:
@@ -50,7 +50,7 @@ struct HybridConfig {
   bool megatron_sp = false;   ///< sequence parallelism inside the tp group (Megatron-SP); sp axis 1
   ch05::SpMode sp_mode = ch05::SpMode::ring;  ///< ring or zigzag on the sp axis
   int microbatches = 1;       ///< m per step (1F1B over pp)
-  bool bucketed = true;       ///< with sp = ep = 1 and no Megatron-SP: chapter 02's bucketed DDP (else one packed all-reduce)
+  bool bucketed = true;       ///< with dp > 1, sp = ep = 1 and no Megatron-SP: chapter 02's bucketed DDP (else one packed all-reduce)
   DpTpConfig dp;              ///< buckets, overlap, ZeRO-1 (bucketed only)
 };
 

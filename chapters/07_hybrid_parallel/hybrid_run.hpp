@@ -43,12 +43,13 @@ std::string step_blocker(const Options& o, int step, int world);
 /// the summary under "hybrid" -> @p label. Collective.
 HybridRun train_hybrid(Context& ctx, const std::string& label, const ProcessGrid& grid, const HybridConfig& hc);
 
-/// TP's all-reduces per step on @p rank of @p grid (no Megatron-SP; zero when tp is 1), its
-/// stage holding the tokens' @p positions positions of b/m rows per microbatch: per microbatch
-/// 2 per layer forward (attention, MLP) and 2 backward of [b_m, T_l, C]; the first stage's
-/// embedding 1 forward; the last stage's head 1 backward and its vocab-parallel loss 3 of
-/// [b_m, T_l] (max, sum of exp, target logit).
-OpCount tp_all_reduce_formula(const ModelConfig& c, const ProcessGrid& grid, int rank, int m, std::int64_t positions);
+/// Every group's counted traffic of @p run (this rank) against its formula: the planner's exact
+/// per-group bytes (planner.hpp: tp all-reduces, the ring's and pp's isends, the gradient
+/// all-reduces), Megatron-SP's all-gathers and reduce-scatters along T, MoE's count all-gathers
+/// over a split sequence and its fixed-buffer all-to-alls, chapter 02's buckets or ZeRO-1 over
+/// dp. A counted op with no formula is a miss, except dropless MoE's routing-dependent exchanges
+/// (chapter 06 checks those) and receives.
+void check_traffic(Context& ctx, const HybridRun& run, const ProcessGrid& grid, const HybridConfig& hc);
 
 /// Counted calls and bytes of @p op in @p group of @p run (0 when absent).
 OpCount counted(const HybridRun& run, const std::string& group, const std::string& op);

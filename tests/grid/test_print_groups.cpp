@@ -177,8 +177,9 @@ TEST(Chapter07, RunsUnderMpiexecAndChecksEveryCommunicator) {
     EXPECT_NE(std::find(names.begin(), names.end(), "communicator " + set + ": members = the printed group"),
               names.end())
         << set;
-  // Step 1's 7 communicators, then step 4 trains this grid (3D): tp, pp and dp each against its formula.
-  EXPECT_EQ(eight.at("comm").size(), 10u);
+  // Step 1's 7 communicators, then steps 4 and 7 train this grid (3D): tp, pp and dp each against
+  // its formula, in each.
+  EXPECT_EQ(eight.at("comm").size(), 13u);
 
   // A grid on paper (--world differs from the job): no communicators, still exit 0.
   const nlohmann::json paper = chapter_summary(2, "--world 16 --tp 2 --pp 4 --gpus-per-node 4");
