@@ -37,13 +37,16 @@ std::vector<AxisTraffic> traffic_per_step(const ProcessGrid& g, const ModelConfi
   rows.push_back({Axis::sp, AxisSet{Axis::sp}, Pattern::ring, "ring attention: K,V blocks (fwd), K,V,dK,dV (bwd)",
                   "L_s * (6 sp-4) n_tok*(Hkv*hd/tp)*4",
                   L_s * (sp > 1 ? 6 * sp - 4 : 0) * n_tok * (m.kv_heads * hd / tp) * 4});
+  const RankParams p = rank_params(g, m);
+  if (sp > 1)  // TUTORIAL: every gradient saw only this rank's positions: summed over sp too
+    rows.push_back({Axis::sp, AxisSet{Axis::sp}, Pattern::ring, "all-reduce of every gradient (other positions)",
+                    "2(sp-1)/sp * Psi*4", ring(sp) * (p.dense + p.expert) * 4});
   rows.push_back({Axis::ep, AxisSet{Axis::ep}, Pattern::all_to_all,
                   m.experts > 0 ? "dispatch+combine all-to-all, fwd+bwd, k*[n_tok, C]"
                                 : "nothing: dense model (pass --experts E)",
                   "4 M_s * (ep-1)/ep * k*n_tok*C*4", 4 * M_s * (ep - 1) / ep * k * n_tok * C * 4});
 
   // DP: gradients are all-reduced over every rank that holds the same parameters.
-  const RankParams p = rank_params(g, m);
   if (ep > 1 && m.experts > 0) {
     rows.push_back({Axis::dp, AxisSet{Axis::ep, Axis::dp}, Pattern::ring,
                     "all-reduce of dense grads (ep x dp replicas)",

@@ -9,7 +9,8 @@
 /// | axis | collective (group) | bytes per rank per step |
 /// |------|--------------------|--------------------------|
 /// | tp | 2 all-reduces per layer fwd + 2 bwd of [n_tok, C] (tp) | 4 L_s * 2(tp-1)/tp * n_tok*C*4 |
-/// | sp | ring attention: K,V blocks pass sp-1 hops fwd; K,V,dK,dV bwd (sp) | 3 L_s * (sp-1) * 2 n_tok*(Hkv*hd/tp)*4 |
+/// | sp | ring attention: K,V blocks pass sp-1 hops fwd; K,V,dK,dV bwd (sp) | L_s * (6 sp - 4) * n_tok*(Hkv*hd/tp)*4 |
+/// | sp | gradient all-reduce of every parameter (sp), when sp > 1 | 2(sp-1)/sp * Psi*4 |
 /// | ep | dispatch + combine all-to-all fwd and bwd of k copies of [n_tok, C] (ep) | 4 M_s * (ep-1)/ep * k*n_tok*C*4 |
 /// | dp | gradient all-reduce: dense over ep-dp, experts over dp | 2(n-1)/n * Psi*4 per group |
 /// | pp | activations fwd + their gradients bwd at a stage boundary (pp) | 2 * n_tok*C*4 |
@@ -55,8 +56,9 @@ struct RankParams {
 /// The parameters held by a rank of the first pipeline stage (the largest when pp > 1).
 RankParams rank_params(const ProcessGrid& grid, const ModelConfig& m);
 
-/// The traffic of every axis, in canonical order tp, sp, ep, dp, pp; dp gives two rows (dense
-/// gradients over ep-dp, expert gradients over dp) when ep > 1 and the model has experts.
+/// The traffic of every axis, in canonical order tp, sp, ep, dp, pp; sp gives a second row (the
+/// gradients, summed over sp) when sp > 1; dp gives two rows (dense gradients over ep-dp, expert
+/// gradients over dp) when ep > 1 and the model has experts.
 std::vector<AxisTraffic> traffic_per_step(const ProcessGrid& grid, const ModelConfig& m);
 
 /// Where the groups of a set of axes land: node of rank r = r / gpus_per_node.
