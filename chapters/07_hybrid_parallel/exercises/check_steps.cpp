@@ -32,9 +32,11 @@ const char* const kHintPrefix1 =
     "  sp_layout.hpp); chosen[q][(s * G_q + h) * E + e] is rank q's segment h of sequence s;\n"
     "  the result becomes nn::SequenceShare::before (nn/moe.hpp).";
 const char* const kHintPrefix2 =
-    "the rule\n"
-    "  before[(s*G + g)*E + e] = the sum, over every rank q and every segment h of q with\n"
-    "  segs[q][h].start < segs[me][g].start, of chosen[q][(s*G_q + h)*E + e]. Sequences never mix.";
+    "the rule, on one case\n"
+    "  zigzag, sp 2, T 16: rank 0 holds positions 0..3 and 12..15, rank 1 holds 4..7 and 8..11.\n"
+    "  Rank 0's first segment starts the sequence: it starts from nothing. Its second segment starts\n"
+    "  after three segments, its own first and both of rank 1's: per expert, the sum of those three\n"
+    "  counts of the SAME sequence. Rank 1's first segment (4..7) starts after rank 0's first only.";
 
 struct PrefixLayout {
   std::string name;
@@ -85,11 +87,12 @@ const char* const kHintWire1 =
     "  API: std::map<int, double> (<map>): to[peer] += bytes; the successor of members[i] is\n"
     "  members[(i + 1) % n].";
 const char* const kHintWire2 =
-    "the rule\n"
-    "  n = members.size(), next = the successor of rank; n == 1 sends nothing. all_reduce of N:\n"
-    "  2(n-1)/n * N to next; reduce_scatter of N: (n-1)/n * N to next; all_gather of a share s:\n"
-    "  (n-1) * s to next; all_to_all of N: N/n to every other member. Across: the sum of to[peer]\n"
-    "  over the peers with peer / gpus_per_node != rank / gpus_per_node.";
+    "the rule, on one case\n"
+    "  A group of n = 4, an all-reduce of N = 28672 B: the ring runs 3 reduce-scatter steps and 3\n"
+    "  all-gather steps, each passing N/4 = 7168 B to the successor: 6 x 7168 = 43008 B, all to the\n"
+    "  next member, none to the other two. A reduce-scatter alone is the first 3 of those steps; an\n"
+    "  all-gather of a 7168 B share the last 3; an all-to-all of N hands N/4 to each other member.\n"
+    "  A byte crosses nodes when its receiver's node (rank / gpus_per_node) is not the sender's.";
 
 const std::vector<std::string> kOps = {"all_reduce", "reduce_scatter", "all_gather", "all_to_all"};
 const char* const kAlgo[] = {"ring all-reduce", "ring reduce-scatter", "ring all-gather", "all-to-all"};
