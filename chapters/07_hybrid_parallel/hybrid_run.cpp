@@ -186,6 +186,10 @@ HybridRun train_hybrid(Context& ctx, const std::string& label, const ProcessGrid
     run.dp_buckets = static_cast<std::int64_t>(ddp->buckets().size());
     run.dp_padded = ddp->layout().padded();
   }
+  for (const ch06::EpMoeLayer* l : model.moe_layers()) {  // every forward routed rows() x act_len() tokens
+    run.kept += l->stats().real_rows;
+    run.assignments += static_cast<std::int64_t>(c.steps) * model.rows() * model.act_len() * c.topk;
+  }
   if (const auto* su = dynamic_cast<const nn::SummedUpdate*>(sync.get()))
     for (int a = 0; a < 4; ++a) run.summed_bytes[a] = su->bytes(1u << a);
 

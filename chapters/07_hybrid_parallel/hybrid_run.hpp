@@ -24,6 +24,8 @@ struct HybridRun {
   std::int64_t dp_buckets = 0;               ///< ShardDdp's buckets
   std::int64_t dp_padded = 0;                ///< ShardDdp's flat buffer (elements, padded to dp)
   std::int64_t summed_bytes[5] = {0, 0, 0, 0, 0};  ///< SummedUpdate::bytes per axis bit index (tp, sp, ep, dp)
+  std::int64_t assignments = 0;              ///< MoE: this rank's tokens x top-k x MoE layers, over the run's forwards
+  std::int64_t kept = 0;                     ///< MoE: ... of them within capacity (the rest dropped)
 };
 
 /// The grid step @p step (4, 5, 6) trains: the options' when they name a degree, else default_grid().

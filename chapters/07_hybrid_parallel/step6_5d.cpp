@@ -38,7 +38,9 @@ void step6_5d(Context& ctx, const Options& o) {
                    "    A sequence split over " + (megatron ? std::string("tp") : std::string("sp")) +
                    " routes with capacity per WHOLE sequence: each rank all-gathers every segment's per-expert\n"
                    "    counts and keeps an assignment only if fewer than the capacity were kept at earlier positions.");
-  train_hybrid(ctx, "5d", grid, hc);  // == serial, every group's bytes == formula
+  const HybridRun run = train_hybrid(ctx, "5d", grid, hc);  // == serial, every group's bytes == formula
+  ctx.say_ranks("its tokens made " + std::to_string(run.assignments) + " assignments over the run, " +
+                std::to_string(run.assignments - run.kept) + " dropped over capacity");
 }
 
 }  // namespace fivefold::ch07
