@@ -12,8 +12,6 @@ namespace fivefold::ch07 {
 
 namespace {
 
-const char* const kGroups[] = {"tp", "sp", "ep", "dp", "pp"};
-
 std::string holds(HybridModel& m, const ProcessGrid& g, int r, const ModelConfig& c, const HybridConfig& hc) {
   const auto k = g.coords(r);
   const int tp = g.size(Axis::tp), sp = g.size(Axis::sp), ep = g.size(Axis::ep);
@@ -171,12 +169,12 @@ HybridRun train_hybrid(Context& ctx, const std::string& label, const ProcessGrid
   ctx.say_ranks(holds(model, grid, ctx.rank(), c, hc));
   const nn::ReferenceRun ref = nn::train_reference(ctx.ops, c, [&](int k) { return nn::stream_batch(c, k); });
 
-  for (const char* g : kGroups) comms.get(AxisSet::parse(g)).reset_counts();
+  for (const char* g : kHybridGroups) comms.get(AxisSet::parse(g)).reset_counts();
   std::vector<double> losses;
   ch04::StepRecord rec;
   for (int k = 0; k < c.steps; ++k) losses.push_back(model.step(*sync, nn::stream_batch(c, k), &rec));
   HybridRun run;
-  for (const char* g : kGroups) run.groups[g] = comms.get(AxisSet::parse(g)).counts();
+  for (const char* g : kHybridGroups) run.groups[g] = comms.get(AxisSet::parse(g)).counts();
   run.steps = c.steps;
   run.stage_numel = model.params().numel();
   run.param_bytes = run.stage_numel * 4;
@@ -204,7 +202,7 @@ HybridRun train_hybrid(Context& ctx, const std::string& label, const ProcessGrid
   t.title = "Traffic per step on rank 0, by group (counted payload bytes, the rules of the communicator)";
   t.header = {"group", "size", "op", "calls/step", "bytes/step"};
   nlohmann::json mine = nlohmann::json::object();
-  for (const char* g : kGroups)
+  for (const char* g : kHybridGroups)
     for (const auto& [op, n] : run.groups[g]) {
       if (n.calls == 0) continue;
       t.add({g, std::to_string(grid.size(AxisSet::parse(g))), op, fmt("%.1f", static_cast<double>(n.calls) / c.steps),

@@ -20,8 +20,6 @@ namespace fivefold::ch07 {
 
 namespace {
 
-const char* const kGroups[] = {"tp", "sp", "ep", "dp", "pp"};
-
 /// Bytes this rank's calls in group @p g put on the wire, per peer (world ranks of @p grid).
 std::map<int, double> wire(const ProcessGrid& grid, const AxisArray& me, const std::string& g, const CommCounts& ops) {
   const AxisSet s = AxisSet::parse(g);
@@ -81,7 +79,7 @@ void step7_wire(Context& ctx, const Options& o) {
   for (int k = 0; k < 2; ++k) {
     const ProcessGrid& g = k == 0 ? grid : other;
     const int r = g.rank_of(me);
-    for (const char* name : kGroups)
+    for (const char* name : kHybridGroups)
       for (const auto& [peer, bytes] : wire(g, me, name, run.groups.at(name)))
         mine[k][peer / G == r / G ? 0 : 1] += bytes / run.steps;
   }
@@ -91,7 +89,7 @@ void step7_wire(Context& ctx, const Options& o) {
   const std::vector<AxisTraffic> formula = traffic_per_step(grid, hc.model);
   for (int k = 0; k < 2; ++k) {
     const ProcessGrid& g = k == 0 ? grid : other;
-    for (const char* name : kGroups) {
+    for (const char* name : kHybridGroups) {
       double all = 0, across = 0;
       const std::map<int, double> w = wire(g, me, name, run.groups.at(name));
       for (const auto& [peer, bytes] : w) (peer / G == g.rank_of(me) / G ? all : across) += bytes / run.steps;
@@ -114,7 +112,7 @@ void step7_wire(Context& ctx, const Options& o) {
                 " across; order " + other.order_name() + ": " + human_bytes(mine[1][0]) + " inside, " +
                 human_bytes(mine[1][1]) + " across");
   // A claim the run can refute: a group that fits in a node and lies inside one sends nothing across.
-  for (const char* name : kGroups) {
+  for (const char* name : kHybridGroups) {
     const Placement p = placement(grid, AxisSet::parse(name), G);
     if (!p.inside_node || p.group_size == 1) continue;
     double across = 0;
