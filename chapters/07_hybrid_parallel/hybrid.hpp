@@ -54,6 +54,9 @@ struct HybridConfig {
   DpTpConfig dp;              ///< buckets, overlap, ZeRO-1 (bucketed only)
 };
 
+/// The groups of one axis each, whose traffic a run counts, in canonical order.
+inline constexpr const char* kHybridGroups[] = {"tp", "sp", "ep", "dp", "pp"};
+
 /// The sets of axes whose communicators a hybrid rank needs: tp, sp, ep, dp, pp and ep-dp.
 std::vector<AxisSet> hybrid_sets();
 

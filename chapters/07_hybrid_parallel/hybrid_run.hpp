@@ -13,9 +13,6 @@
 
 namespace fivefold::ch07 {
 
-/// The groups of one axis each, whose traffic a run counts, in canonical order.
-inline constexpr const char* kHybridGroups[] = {"tp", "sp", "ep", "dp", "pp"};
-
 /// What a run counted on this rank.
 struct HybridRun {
   std::map<std::string, CommCounts> groups;  ///< per group ("tp", "sp", "ep", "dp", "pp"): counted ops over the run
