@@ -84,16 +84,7 @@ void bm_dp_tp_step(benchmark::State& state, int tp_degree, bool overlap) {
 int main(int argc, char** argv) {
   return bench::bench_main(argc, argv, [](int& ac, char** av, const std::string& backend_name) {
     const int W = MpiSession::world_size();
-    ModelConfig d;  // wider than the chapter's default, so a step is mostly compute
-    d.heads = 8;
-    d.kv_heads = 4;
-    d.dim = 256;
-    d.ffn = 1024;
-    d.vocab = 512;
-    d.layers = 4;
-    d.seq = 64;
-    d.batch = 16;
-    g_cfg = bench::take_model(ac, av, d);
+    g_cfg = bench::take_model(ac, av, bench::wide_model(64));
     const int iters = bench::take_int(ac, av, "--iters", 10);
     FIVEFOLD_USAGE_CHECK(g_cfg.batch >= W, "--batch ", g_cfg.batch, " is smaller than the ", W,
                          " ranks (dp can reach ", W, "); pass --batch >= ", W);

@@ -103,6 +103,22 @@ inline ModelConfig bench_model(int layers) {
   return d;
 }
 
+/// A model wider than the chapters' default (H 8, Hkv 4, C 256, F 1024, V 512, L 4, B 16) with
+/// sequences of @p seq, so that a step is mostly compute and tp can reach 8: bench_dp_tp's and
+/// bench_hybrid's default.
+inline ModelConfig wide_model(int seq) {
+  ModelConfig d;
+  d.heads = 8;
+  d.kv_heads = 4;
+  d.dim = 256;
+  d.ffn = 1024;
+  d.vocab = 512;
+  d.layers = 4;
+  d.seq = seq;
+  d.batch = 16;
+  return d;
+}
+
 /// The model options a training bench accepts (--vocab --dim --heads --kv-heads --ffn --layers
 /// --seq --batch), each defaulting to @p defaults' value, then validated (UsageError naming the
 /// problem, as the chapters do).
